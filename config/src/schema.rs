@@ -1,0 +1,174 @@
+//! The TOML schema: every section and key Wharf reads, with its default.
+//!
+//! ```toml
+//! [server]       listen, public_url, max_upload, max_document, workers
+//! [storage]      data_dir, upload_max_age, gc_grace, cache
+//! [auth]         anonymous_read, credential_cache
+//! [[repository]] name, format, kind = "hosted" | "proxy" | "group", url (proxy), members (group)
+//! [[plugin]]     path
+//! ```
+//!
+//! Every struct denies unknown keys, so a misspelt key is an error rather than a silently ignored setting.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::units::{ByteSize, Duration};
+
+/// The formats Wharf ships. Plugins named in `[[plugin]]` may add more.
+pub const BUILTIN_FORMATS: [&str; 6] = ["docker", "npm", "pypi", "maven", "helm", "generic"];
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub server: Server,
+    #[serde(default)]
+    pub storage: Storage,
+    #[serde(default)]
+    pub auth: Auth,
+    /// With no `[[repository]]` at all, one hosted repository per built-in format, named after it.
+    #[serde(default = "default_repositories", rename = "repository")]
+    pub repositories: Vec<Repository>,
+    #[serde(default, rename = "plugin")]
+    pub plugins: Vec<Plugin>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            server: Server::default(),
+            storage: Storage::default(),
+            auth: Auth::default(),
+            repositories: default_repositories(),
+            plugins: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Server {
+    /// Address to listen on; `WHARF_LISTEN` overrides it.
+    pub listen: SocketAddr,
+    /// The URL clients reach Wharf at, for absolute links (npm tarball URLs, Location headers). Without it, each
+    /// response uses the scheme and host of its request.
+    #[serde(deserialize_with = "http_url")]
+    pub public_url: Option<String>,
+    /// Largest single artifact (blob) a client may upload.
+    pub max_upload: ByteSize,
+    /// Largest buffered document (a manifest, a package document, a form) a client may send.
+    pub max_document: ByteSize,
+    /// HTTP worker threads; the number of cores when unset.
+    pub workers: Option<usize>,
+}
+
+impl Default for Server {
+    fn default() -> Self {
+        Server {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            public_url: None,
+            max_upload: ByteSize::gib(10),
+            max_document: ByteSize::mib(16),
+            workers: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Storage {
+    /// Where blobs and metadata live; `WHARF_DATA` overrides it.
+    pub data_dir: PathBuf,
+    /// Resumable upload sessions untouched for this long are removed at start-up.
+    pub upload_max_age: Duration,
+    /// How long an unreferenced blob is kept before garbage collection may remove it.
+    pub gc_grace: Duration,
+    /// Memory the metadata store may use as cache.
+    pub cache: ByteSize,
+}
+
+impl Default for Storage {
+    fn default() -> Self {
+        Storage {
+            data_dir: PathBuf::from("./wharf-data"),
+            upload_max_age: Duration::secs(24 * 3600),
+            gc_grace: Duration::secs(3600),
+            cache: ByteSize::mib(8),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Auth {
+    /// Anyone may read every repository; writes always need a user.
+    pub anonymous_read: bool,
+    /// How long a verified password stays verified in memory, so clients that send Basic credentials on every
+    /// request (docker, helm, mvn) do not pay for an argon2 hash each time. `0s` turns the cache off.
+    pub credential_cache: Duration,
+}
+
+impl Default for Auth {
+    fn default() -> Self {
+        Auth { anonymous_read: true, credential_cache: Duration::secs(60) }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    #[default]
+    Hosted,
+    Proxy,
+    Group,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Repository {
+    pub name: Spanned<String>,
+    pub format: Spanned<String>,
+    #[serde(default)]
+    pub kind: Kind,
+    /// Upstream of a proxy repository.
+    pub url: Option<String>,
+    /// Member repositories of a group, in lookup order.
+    #[serde(default)]
+    pub members: Vec<String>,
+}
+
+impl Repository {
+    pub fn hosted(name: &str, format: &str) -> Self {
+        Repository {
+            name: Spanned::new(0..0, name.to_string()),
+            format: Spanned::new(0..0, format.to_string()),
+            kind: Kind::Hosted,
+            url: None,
+            members: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Plugin {
+    /// A WebAssembly component implementing the format world.
+    pub path: Spanned<PathBuf>,
+}
+
+fn http_url<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    let url = String::deserialize(d)?;
+    if url.starts_with("http://") || url.starts_with("https://") {
+        Ok(Some(url.trim_end_matches('/').to_string()))
+    } else {
+        Err(serde::de::Error::custom(format!("`{url}` must start with http:// or https://")))
+    }
+}
+
+fn default_repositories() -> Vec<Repository> {
+    BUILTIN_FORMATS.iter().map(|f| Repository::hosted(f, f)).collect()
+}
