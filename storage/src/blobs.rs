@@ -1,0 +1,279 @@
+//! The content-addressed blob files and the streamed ingest that writes them.
+//!
+//! ```text
+//! <data>/
+//!   blobs/sha256/ab/cd/abcd…(64 hex)   one file per blob, named by its digest, never modified once placed
+//!   uploads/tmp-<random>               an ingest in progress; any left at start-up belong to a dead process
+//! ```
+//!
+//! An ingest hashes each chunk on the caller's task and hands it to a writer thread, so hashing and writing overlap;
+//! `finish` fsyncs the file, checks the digest, renames it into place unless the blob exists already, and fsyncs the
+//! directories it touched. Only then does the blob exist.
+
+use std::fs::{self, File};
+use std::io::{self, Read, Seek, SeekFrom, Write as _};
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::digest::{Checksums, Digest, Hasher, Want};
+use crate::error::{Error, Result};
+
+/// Chunks queued between the hashing task and the writer thread: enough to keep both busy, small enough to bound
+/// memory per upload.
+const QUEUE: usize = 16;
+/// Bytes per read when serving or scrubbing.
+pub const READ_CHUNK: usize = 256 * 1024;
+
+#[derive(Clone)]
+pub struct Blobs {
+    root: PathBuf,
+    uploads: PathBuf,
+}
+
+/// A fully written, fsynced and verified upload, not yet in place.
+#[derive(Debug)]
+pub struct Verified {
+    pub temp: PathBuf,
+    pub digest: Digest,
+    pub size: u64,
+    pub checksums: Checksums,
+}
+
+impl Drop for Verified {
+    fn drop(&mut self) {
+        // After a successful `place` the temp name is gone and this fails quietly; otherwise it cleans up.
+        let _ = fs::remove_file(&self.temp);
+    }
+}
+
+impl Blobs {
+    pub fn open(data: &Path) -> Result<Blobs> {
+        let root = data.join("blobs").join("sha256");
+        let uploads = data.join("uploads");
+        for dir in [&root, &uploads] {
+            fs::create_dir_all(dir).map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))?;
+        }
+        sync_dir(data)?;
+        sync_dir(&data.join("blobs"))?;
+        Ok(Blobs { root, uploads })
+    }
+
+    pub fn path(&self, digest: &Digest) -> PathBuf {
+        let hex = digest.hex();
+        self.root.join(&hex[0..2]).join(&hex[2..4]).join(hex)
+    }
+
+    pub fn uploads_dir(&self) -> &Path {
+        &self.uploads
+    }
+
+    /// Starts an ingest of at most `limit` bytes.
+    pub fn begin(&self, want: Want, limit: u64, expected: Option<Digest>) -> Result<Ingest> {
+        let temp = self.uploads.join(format!("tmp-{}", crate::random_id()));
+        let file = File::create_new(&temp).map_err(|e| Error::io("cannot create upload file", e))?;
+        let (chunks, rx) = mpsc::channel(QUEUE);
+        let (done_tx, done) = oneshot::channel();
+        std::thread::Builder::new()
+            .name("wharf-ingest".into())
+            .spawn(move || {
+                let _ = done_tx.send(write_chunks(file, rx));
+            })
+            .map_err(|e| Error::io("cannot start an ingest thread", e))?;
+        Ok(Ingest { chunks: Some(chunks), done: Some(done), hasher: Hasher::new(want), size: 0, limit, expected, temp })
+    }
+
+    /// Moves a finished temp file into place unless the blob exists, and makes the new directory entries durable.
+    pub fn place(&self, temp: &Path, digest: &Digest) -> Result<()> {
+        let dest = self.path(digest);
+        if dest.exists() {
+            // Same digest, same bytes: the copy already placed was fsynced before its rename.
+            let _ = fs::remove_file(temp);
+            return Ok(());
+        }
+        let inner = dest.parent().expect("blob paths have parents");
+        let outer = inner.parent().expect("blob paths have two levels");
+        let created_outer = create_dir(outer)?;
+        let created_inner = create_dir(inner)?;
+        fs::rename(temp, &dest).map_err(|e| Error::io("cannot move blob into place", e))?;
+        sync_dir(inner)?;
+        if created_inner {
+            sync_dir(outer)?;
+        }
+        if created_outer {
+            sync_dir(&self.root)?;
+        }
+        Ok(())
+    }
+
+    /// Opens a blob for reading from `offset`; returns the file and the blob's full size.
+    pub fn open_at(&self, digest: &Digest, offset: u64) -> Result<(File, u64)> {
+        let mut file = match File::open(self.path(digest)) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(Error::BlobUnknown(*digest)),
+            Err(e) => return Err(Error::io("cannot open blob", e)),
+        };
+        let size = file.metadata().map_err(|e| Error::io("cannot stat blob", e))?.len();
+        file.seek(SeekFrom::Start(offset.min(size))).map_err(|e| Error::io("cannot seek blob", e))?;
+        Ok((file, size))
+    }
+
+    /// Re-hashes one blob file; `None` when the file is missing.
+    pub fn rehash(&self, digest: &Digest) -> Result<Option<Digest>> {
+        let (mut file, _) = match self.open_at(digest, 0) {
+            Ok(opened) => opened,
+            Err(Error::BlobUnknown(_)) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let mut hasher = Hasher::new(Want::NONE);
+        let mut buf = vec![0u8; READ_CHUNK];
+        loop {
+            let n = file.read(&mut buf).map_err(|e| Error::io("cannot read blob", e))?;
+            if n == 0 {
+                return Ok(Some(hasher.finish().0));
+            }
+            hasher.update(&buf[..n]);
+        }
+    }
+
+    /// Removes a blob file. Only garbage collection calls this, after the index says nothing refers to it.
+    pub fn remove(&self, digest: &Digest) -> Result<()> {
+        match fs::remove_file(self.path(digest)) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::io("cannot remove blob", e)),
+        }
+    }
+
+    /// Every blob file on disk, for reconciliation against the index. Walks the whole store: start-up only.
+    pub fn list(&self) -> Result<Vec<(Digest, u64)>> {
+        let mut found = Vec::new();
+        for outer in read_dir(&self.root)? {
+            for inner in read_dir(&outer)? {
+                for file in read_dir(&inner)? {
+                    let name = file.file_name().and_then(|n| n.to_str()).unwrap_or("");
+                    if let Ok(digest) = name.parse::<Digest>() {
+                        let size = fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
+                        found.push((digest, size));
+                    }
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    /// Removes temp files of ingests that were in progress when the previous process died. Returns how many.
+    pub fn clean_temp(&self) -> Result<usize> {
+        let mut removed = 0;
+        for path in read_dir(&self.uploads)? {
+            let is_temp = path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("tmp-"));
+            if is_temp && fs::remove_file(&path).is_ok() {
+                removed += 1;
+            }
+        }
+        if removed > 0 {
+            sync_dir(&self.uploads)?;
+        }
+        Ok(removed)
+    }
+}
+
+/// A blob being written. Dropping it without `finish` removes the partial file.
+pub struct Ingest {
+    chunks: Option<mpsc::Sender<Bytes>>,
+    done: Option<oneshot::Receiver<io::Result<()>>>,
+    hasher: Hasher,
+    size: u64,
+    limit: u64,
+    expected: Option<Digest>,
+    temp: PathBuf,
+}
+
+impl Ingest {
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    pub async fn write(&mut self, chunk: Bytes) -> Result<()> {
+        self.size += chunk.len() as u64;
+        if self.size > self.limit {
+            return Err(Error::TooLarge { limit: self.limit });
+        }
+        self.hasher.update(&chunk);
+        let sender = self.chunks.as_ref().expect("write after finish");
+        if sender.send(chunk).await.is_err() {
+            return Err(self.writer_failure().await);
+        }
+        Ok(())
+    }
+
+    /// Waits for the bytes to be on disk and checks the digest. The caller places the file and indexes it.
+    pub async fn finish(mut self) -> Result<Verified> {
+        drop(self.chunks.take());
+        let written = self.done.take().expect("finish once").await;
+        match written {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(Error::io("cannot write upload", e)),
+            Err(_) => return Err(Error::io("upload writer stopped", io::Error::other("writer thread ended"))),
+        }
+        let hasher = std::mem::replace(&mut self.hasher, Hasher::new(Want::NONE));
+        let (digest, checksums) = hasher.finish();
+        if let Some(expected) = self.expected
+            && expected != digest
+        {
+            return Err(Error::DigestMismatch { expected, actual: digest });
+        }
+        Ok(Verified { temp: std::mem::take(&mut self.temp), digest, size: self.size, checksums })
+    }
+
+    async fn writer_failure(&mut self) -> Error {
+        match self.done.take() {
+            Some(rx) => match rx.await {
+                Ok(Err(e)) => Error::io("cannot write upload", e),
+                _ => Error::io("upload writer stopped", io::Error::other("writer thread ended")),
+            },
+            None => Error::io("upload writer stopped", io::Error::other("writer thread ended")),
+        }
+    }
+}
+
+impl Drop for Ingest {
+    fn drop(&mut self) {
+        // Not finished (client went away, limit hit, digest mismatch): the partial file must not outlive us. The
+        // writer may still hold it open; removing the name is enough on Unix.
+        if !self.temp.as_os_str().is_empty() {
+            let _ = fs::remove_file(&self.temp);
+        }
+    }
+}
+
+fn write_chunks(mut file: File, mut rx: mpsc::Receiver<Bytes>) -> io::Result<()> {
+    while let Some(chunk) = rx.blocking_recv() {
+        file.write_all(&chunk)?;
+    }
+    // The sender is gone: either `finish` (the file must be durable before its rename) or a drop (the file is
+    // unlinked by then and the fsync is wasted but harmless). The upload directory is not fsynced: the temp name
+    // is never relied upon after a crash.
+    file.sync_all()
+}
+
+fn create_dir(dir: &Path) -> Result<bool> {
+    match fs::create_dir(dir) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(Error::io(format!("cannot create {}", dir.display()), e)),
+    }
+}
+
+/// fsync a directory so that entries created or renamed in it survive a crash.
+pub fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| Error::io(format!("cannot fsync {}", dir.display()), e))
+}
+
+fn read_dir(dir: &Path) -> Result<Vec<PathBuf>> {
+    let entries = fs::read_dir(dir).map_err(|e| Error::io(format!("cannot list {}", dir.display()), e))?;
+    Ok(entries.filter_map(|e| e.ok().map(|e| e.path())).collect())
+}

@@ -1,0 +1,533 @@
+//! The metadata store: the shared model in sled trees, one atomic `apply` of a list of writes, and durable commits.
+//!
+//! ```text
+//! <data>/meta/            sled
+//!   repositories  name                     -> RepositoryRecord
+//!   packages      repo \0 package          -> Package
+//!   versions      repo \0 package \0 ver   -> Version
+//!   tags          repo \0 package \0 tag   -> Tag
+//!   assets        repo \0 path             -> Asset
+//!   kv            repo \0 key              -> bytes
+//!   blobs         hex                      -> BlobRecord
+//!   gc            hex                      -> queued at (u64 BE)
+//!   uploads       id                       -> UploadSession
+//!   users         name                     -> User
+//!   tokens        sha256(secret) hex       -> Token
+//!   audit         sled id (u64 BE)         -> AuditEvent
+//!   stats         "blobs" | "bytes"        -> u64 BE, kept exact by the transactions that add or remove a blob
+//! ```
+//!
+//! Records are JSON. sled's own flush only calls `sync_file_range`, which neither flushes the disk cache nor the
+//! file size, so a durable commit flushes and then fsyncs sled's log file; concurrent writers share one such
+//! flush (group commit).
+
+use std::fs::File;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
+use sled::{Transactional, Tree};
+
+use crate::digest::{Checksums, Digest};
+use crate::error::{Error, Result};
+use crate::model::*;
+
+const TREES: [&str; 13] = [
+    "repositories", "packages", "versions", "tags", "assets", "kv", "blobs", "gc", "uploads", "users", "tokens", "audit",
+    "stats",
+];
+// Indexes into TREES, for the transaction's slice of trees.
+const REPOS: usize = 0;
+const PACKAGES: usize = 1;
+const VERSIONS: usize = 2;
+const TAGS: usize = 3;
+const ASSETS: usize = 4;
+const KV: usize = 5;
+const BLOBS: usize = 6;
+const GC: usize = 7;
+const UPLOADS: usize = 8;
+const USERS: usize = 9;
+const TOKENS: usize = 10;
+const AUDIT: usize = 11;
+const STATS: usize = 12;
+
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Package {
+    pub created: Time,
+    pub updated: Time,
+}
+
+pub struct Meta {
+    db: sled::Db,
+    trees: Vec<Tree>,
+    log: File,
+    applied: AtomicU64,
+    flushed: tokio::sync::Mutex<u64>,
+}
+
+type TxError = ConflictableTransactionError<Error>;
+
+impl Meta {
+    pub fn open(dir: &Path, cache_bytes: u64) -> Result<Meta> {
+        let db = sled::Config::new().path(dir).cache_capacity(cache_bytes).open().map_err(open_error)?;
+        let trees = TREES.iter().map(|name| db.open_tree(name)).collect::<Result<Vec<_>, _>>()?;
+        let log = File::open(dir.join("db")).map_err(|e| Error::io("cannot open the metadata log", e))?;
+        crate::blobs::sync_dir(dir)?;
+        Ok(Meta { db, trees, log, applied: AtomicU64::new(0), flushed: tokio::sync::Mutex::new(0) })
+    }
+
+    fn tree(&self, index: usize) -> &Tree {
+        &self.trees[index]
+    }
+
+    /// Applies every write or none, then returns once they are durable.
+    pub async fn apply(&self, writes: &[Write], audit: &[AuditEvent]) -> Result<()> {
+        self.apply_volatile(writes, audit)?;
+        self.durable().await
+    }
+
+    /// Applies every write or none, without waiting for durability.
+    pub fn apply_volatile(&self, writes: &[Write], audit: &[AuditEvent]) -> Result<()> {
+        let trees: Vec<&Tree> = self.trees.iter().collect();
+        let result = trees.as_slice().transaction(|t| {
+            let now = now();
+            for write in writes {
+                apply_one(t, write, now)?;
+            }
+            for event in audit {
+                let id = t[AUDIT].generate_id()?;
+                put(&t[AUDIT], &id.to_be_bytes(), &AuditEvent { time: now, ..event.clone() })?;
+            }
+            Ok(())
+        });
+        flatten(result)?;
+        self.applied.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Waits until everything applied so far is on disk. Writers that arrive while a flush runs share the next one.
+    pub async fn durable(&self) -> Result<()> {
+        let ticket = self.applied.load(Ordering::SeqCst);
+        let mut flushed = self.flushed.lock().await;
+        if *flushed >= ticket {
+            return Ok(());
+        }
+        let target = self.applied.load(Ordering::SeqCst);
+        self.db.flush_async().await?;
+        let log = self.log.try_clone().map_err(|e| Error::io("cannot fsync the metadata log", e))?;
+        tokio::task::spawn_blocking(move || log.sync_all())
+            .await
+            .map_err(|_| Error::io("metadata fsync stopped", std::io::Error::other("task ended")))?
+            .map_err(|e| Error::io("cannot fsync the metadata log", e))?;
+        *flushed = target;
+        Ok(())
+    }
+
+    /// Records a freshly ingested blob (refs 0, so queued for GC until a version or asset names it), or refreshes an
+    /// existing record's `touched` time and adds any checksums it lacked. Not durable on its own: the commit that
+    /// refers to the blob flushes it, and a blob nothing refers to may be lost in a crash without harm.
+    pub fn register_blob(&self, digest: &Digest, size: u64, checksums: &Checksums) -> Result<BlobRecord> {
+        let key = digest.hex();
+        let trees = [self.tree(BLOBS), self.tree(GC), self.tree(STATS)];
+        let result = trees.as_slice().transaction(|t| {
+            let now = now();
+            let record = match get::<BlobRecord>(&t[0], key.as_bytes(), "blobs")? {
+                Some(mut record) => {
+                    record.checksums.merge(checksums);
+                    record.touched = now;
+                    record
+                }
+                None => {
+                    t[1].insert(key.as_bytes(), &now.to_be_bytes())?;
+                    count(&t[2], 1, size as i64)?;
+                    BlobRecord { size, checksums: checksums.clone(), refs: 0, created: now, touched: now }
+                }
+            };
+            put(&t[0], key.as_bytes(), &record)?;
+            Ok(record)
+        });
+        flatten(result)
+    }
+
+    /// Number of blobs and their total size, from the counters the transactions keep.
+    pub fn blob_stats(&self) -> Result<(u64, u64)> {
+        let get = |k: &str| -> Result<u64> {
+            Ok(self.tree(STATS).get(k)?.map_or(0, |v| u64::from_be_bytes(v.as_ref().try_into().unwrap_or([0; 8]))))
+        };
+        Ok((get("blobs")?, get("bytes")?))
+    }
+
+    pub fn blob(&self, digest: &Digest) -> Result<Option<BlobRecord>> {
+        read(self.tree(BLOBS), digest.hex().as_bytes(), "blobs")
+    }
+
+    /// Every blob record. Walks the whole index: start-up, scrub and GC only.
+    pub fn blobs(&self) -> impl Iterator<Item = Result<(Digest, BlobRecord)>> + '_ {
+        self.tree(BLOBS).iter().map(|entry| {
+            let (k, v) = entry?;
+            let digest = std::str::from_utf8(&k)
+                .ok()
+                .and_then(|k| k.parse().ok())
+                .ok_or_else(|| Error::Corrupt { tree: "blobs", detail: "key is not a digest".into() })?;
+            Ok((digest, decode(&v, "blobs")?))
+        })
+    }
+
+    /// Blobs queued for collection, with the time they were queued.
+    pub fn gc_queue(&self) -> impl Iterator<Item = Result<(Digest, Time)>> + '_ {
+        self.tree(GC).iter().map(|entry| {
+            let (k, v) = entry?;
+            let digest = std::str::from_utf8(&k)
+                .ok()
+                .and_then(|k| k.parse().ok())
+                .ok_or_else(|| Error::Corrupt { tree: "gc", detail: "key is not a digest".into() })?;
+            Ok((digest, u64::from_be_bytes(v.as_ref().try_into().unwrap_or([0; 8]))))
+        })
+    }
+
+    /// Queues an unreferenced blob found at start-up, or adds a record for a file the index lost.
+    pub fn queue_for_gc(&self, digest: &Digest, size: u64) -> Result<()> {
+        let key = digest.hex();
+        let trees = [self.tree(BLOBS), self.tree(GC), self.tree(STATS)];
+        let result = trees.as_slice().transaction(|t| {
+            let now = now();
+            if t[0].get(key.as_bytes())?.is_none() {
+                let record = BlobRecord { size, checksums: Checksums::default(), refs: 0, created: now, touched: now };
+                put(&t[0], key.as_bytes(), &record)?;
+                count(&t[2], 1, size as i64)?;
+            }
+            t[1].insert(key.as_bytes(), &now.to_be_bytes())?;
+            Ok(())
+        });
+        flatten(result)
+    }
+
+    /// Removes a blob's record if nothing refers to it and it was not touched since `touched_before`. Returns whether
+    /// it was removed; the caller deletes the file only then. A push that re-ingests or references the blob in the
+    /// meantime conflicts with this transaction, so it can never lose the blob.
+    pub fn collect_blob(&self, digest: &Digest, touched_before: Time) -> Result<bool> {
+        let key = digest.hex();
+        let trees = [self.tree(BLOBS), self.tree(GC), self.tree(STATS)];
+        let result = trees.as_slice().transaction(|t| {
+            let record = get::<BlobRecord>(&t[0], key.as_bytes(), "blobs")?;
+            let collectable = record.as_ref().is_none_or(|r| r.refs == 0 && r.touched < touched_before);
+            if collectable {
+                t[0].remove(key.as_bytes())?;
+                t[1].remove(key.as_bytes())?;
+                if let Some(record) = record {
+                    count(&t[2], -1, -(record.size as i64))?;
+                }
+            }
+            Ok(collectable)
+        });
+        flatten(result)
+    }
+
+    pub fn repository(&self, name: &str) -> Result<Option<RepositoryRecord>> {
+        read(self.tree(REPOS), name.as_bytes(), "repositories")
+    }
+
+    pub fn package(&self, repo: &str, package: &str) -> Result<Option<Package>> {
+        read(self.tree(PACKAGES), &key(&[repo, package]), "packages")
+    }
+
+    pub fn version(&self, repo: &str, package: &str, version: &str) -> Result<Option<Version>> {
+        read(self.tree(VERSIONS), &key(&[repo, package, version]), "versions")
+    }
+
+    /// A package's versions in key order, from after `start_after`, at most `limit`.
+    pub fn versions(&self, repo: &str, package: &str, start_after: Option<&str>, limit: usize) -> Result<Vec<(String, Version)>> {
+        self.scan_named(VERSIONS, &[repo, package], start_after, limit)
+    }
+
+    pub fn tag(&self, repo: &str, package: &str, tag: &str) -> Result<Option<Tag>> {
+        read(self.tree(TAGS), &key(&[repo, package, tag]), "tags")
+    }
+
+    pub fn tags(&self, repo: &str, package: &str, start_after: Option<&str>, limit: usize) -> Result<Vec<(String, Tag)>> {
+        self.scan_named(TAGS, &[repo, package], start_after, limit)
+    }
+
+    pub fn asset(&self, repo: &str, path: &str) -> Result<Option<Asset>> {
+        read(self.tree(ASSETS), &key(&[repo, path]), "assets")
+    }
+
+    pub fn assets(&self, repo: &str, prefix: &str, start_after: Option<&str>, limit: usize) -> Result<Vec<(String, Asset)>> {
+        self.scan_prefix(ASSETS, repo, prefix, start_after, limit, "assets")
+    }
+
+    pub fn packages(&self, repo: &str, start_after: Option<&str>, limit: usize) -> Result<Vec<(String, Package)>> {
+        self.scan_named(PACKAGES, &[repo], start_after, limit)
+    }
+
+    pub fn kv(&self, repo: &str, key_: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self.tree(KV).get(key(&[repo, key_]))?.map(|v| v.to_vec()))
+    }
+
+    pub fn upload(&self, id: &str) -> Result<Option<UploadSession>> {
+        read(self.tree(UPLOADS), id.as_bytes(), "uploads")
+    }
+
+    pub fn uploads(&self) -> impl Iterator<Item = Result<UploadSession>> + '_ {
+        self.tree(UPLOADS).iter().map(|e| decode(&e?.1, "uploads"))
+    }
+
+    pub fn user(&self, name: &str) -> Result<Option<User>> {
+        read(self.tree(USERS), name.as_bytes(), "users")
+    }
+
+    pub fn users(&self) -> Result<Vec<User>> {
+        self.tree(USERS).iter().map(|e| decode(&e?.1, "users")).collect()
+    }
+
+    pub fn token(&self, hash: &str) -> Result<Option<Token>> {
+        read(self.tree(TOKENS), hash.as_bytes(), "tokens")
+    }
+
+    /// Tokens with the hash of their secret. The tree holds one entry per token a person made: small.
+    pub fn tokens(&self) -> Result<Vec<(String, Token)>> {
+        self.tree(TOKENS)
+            .iter()
+            .map(|e| {
+                let (k, v) = e?;
+                Ok((String::from_utf8_lossy(&k).into_owned(), decode(&v, "tokens")?))
+            })
+            .collect()
+    }
+
+    /// The newest audit events first, at most `limit`.
+    pub fn audit(&self, limit: usize) -> Result<Vec<AuditEvent>> {
+        self.tree(AUDIT).iter().rev().take(limit).map(|e| decode(&e?.1, "audit")).collect()
+    }
+
+    /// Entries under `parts` (joined by \0), named by the rest of their key.
+    fn scan_named<T: DeserializeOwned>(&self, tree: usize, parts: &[&str], start_after: Option<&str>, limit: usize) -> Result<Vec<(String, T)>> {
+        let mut prefix = key(parts);
+        prefix.push(0);
+        let start = match start_after {
+            Some(after) => [prefix.as_slice(), after.as_bytes(), &[0]].concat(),
+            None => prefix.clone(),
+        };
+        let mut out = Vec::new();
+        for entry in self.tree(tree).range(start..) {
+            let (k, v) = entry?;
+            if !k.starts_with(&prefix) || out.len() >= limit {
+                break;
+            }
+            let name = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
+            // Deeper keys (a version under a package when listing packages) share the prefix: skip them.
+            if name.contains('\0') {
+                continue;
+            }
+            out.push((name, decode(&v, TREES[tree])?));
+        }
+        Ok(out)
+    }
+
+    fn scan_prefix<T: DeserializeOwned>(
+        &self,
+        tree: usize,
+        repo: &str,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: usize,
+        name: &'static str,
+    ) -> Result<Vec<(String, T)>> {
+        let base = key(&[repo, ""]);
+        let full_prefix = [base.as_slice(), prefix.as_bytes()].concat();
+        let start = match start_after {
+            Some(after) => [base.as_slice(), after.as_bytes(), &[0]].concat(),
+            None => full_prefix.clone(),
+        };
+        let mut out = Vec::new();
+        for entry in self.tree(tree).range(start.max(full_prefix.clone())..) {
+            let (k, v) = entry?;
+            if !k.starts_with(&full_prefix) || out.len() >= limit {
+                break;
+            }
+            out.push((String::from_utf8_lossy(&k[base.len()..]).into_owned(), decode(&v, name)?));
+        }
+        Ok(out)
+    }
+}
+
+fn apply_one(t: &[TransactionalTree], write: &Write, now: Time) -> Result<(), TxError> {
+    match write {
+        Write::PutRepository(record) => put(&t[REPOS], record.name.as_bytes(), record)?,
+        Write::PutVersion { repo, package, version, record, replace } => {
+            let k = key(&[repo, package, version]);
+            let old = get::<Version>(&t[VERSIONS], &k, "versions")?;
+            if old.is_some() && !replace {
+                return abort(Error::Conflict(format!("{package} {version} already exists and cannot be overwritten")));
+            }
+            for digest in &record.blobs {
+                incref(t, digest)?;
+            }
+            for digest in old.iter().flat_map(|v| &v.blobs) {
+                decref(t, digest, now)?;
+            }
+            put(&t[VERSIONS], &k, &Version { created: old.map_or(now, |o| o.created), ..record.clone() })?;
+            let pk = key(&[repo, package]);
+            let created = get::<Package>(&t[PACKAGES], &pk, "packages")?.map_or(now, |p| p.created);
+            put(&t[PACKAGES], &pk, &Package { created, updated: now })?;
+        }
+        Write::DeleteVersion { repo, package, version } => {
+            let Some(old) = take::<Version>(&t[VERSIONS], &key(&[repo, package, version]), "versions")? else {
+                return abort(Error::NotFound(format!("{package} {version}")));
+            };
+            for digest in &old.blobs {
+                decref(t, digest, now)?;
+            }
+        }
+        Write::PutTag { repo, package, tag, version } => {
+            put(&t[TAGS], &key(&[repo, package, tag]), &Tag { version: version.clone(), updated: now })?
+        }
+        Write::DeleteTag { repo, package, tag } => {
+            if t[TAGS].remove(key(&[repo, package, tag]))?.is_none() {
+                return abort(Error::NotFound(format!("tag {tag} of {package}")));
+            }
+        }
+        Write::PutAsset { repo, path, asset, replace } => {
+            let k = key(&[repo, path]);
+            let old = get::<Asset>(&t[ASSETS], &k, "assets")?;
+            if old.is_some() && !replace {
+                return abort(Error::Conflict(format!("{path} already exists and cannot be overwritten")));
+            }
+            incref(t, &asset.digest)?;
+            if let Some(old) = old {
+                decref(t, &old.digest, now)?;
+            }
+            put(&t[ASSETS], &k, asset)?;
+        }
+        Write::DeleteAsset { repo, path } => {
+            let Some(old) = take::<Asset>(&t[ASSETS], &key(&[repo, path]), "assets")? else {
+                return abort(Error::NotFound(path.clone()));
+            };
+            decref(t, &old.digest, now)?;
+        }
+        Write::PutKv { repo, key: k, value } => {
+            t[KV].insert(key(&[repo, k]), value.as_slice())?;
+        }
+        Write::DeleteKv { repo, key: k } => {
+            t[KV].remove(key(&[repo, k]))?;
+        }
+        Write::PutUpload(session) => put(&t[UPLOADS], session.id.as_bytes(), session)?,
+        Write::DeleteUpload { id } => {
+            t[UPLOADS].remove(id.as_bytes())?;
+        }
+        Write::PutUser { user, replace } => {
+            if !replace && t[USERS].get(user.name.as_bytes())?.is_some() {
+                return abort(Error::Conflict(format!("user {} already exists", user.name)));
+            }
+            put(&t[USERS], user.name.as_bytes(), user)?
+        }
+        Write::DeleteUser { name } => {
+            if t[USERS].remove(name.as_bytes())?.is_none() {
+                return abort(Error::NotFound(format!("user {name}")));
+            }
+        }
+        Write::PutToken { hash, token } => put(&t[TOKENS], hash.as_bytes(), token)?,
+        Write::DeleteToken { hash } => {
+            if t[TOKENS].remove(hash.as_bytes())?.is_none() {
+                return abort(Error::NotFound("token".into()));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn incref(t: &[TransactionalTree], digest: &Digest) -> Result<(), TxError> {
+    let k = digest.hex();
+    let Some(mut record) = get::<BlobRecord>(&t[BLOBS], k.as_bytes(), "blobs")? else {
+        return abort(Error::BlobUnknown(*digest));
+    };
+    record.refs += 1;
+    if record.refs == 1 {
+        t[GC].remove(k.as_bytes())?;
+    }
+    put(&t[BLOBS], k.as_bytes(), &record)
+}
+
+fn decref(t: &[TransactionalTree], digest: &Digest, now: Time) -> Result<(), TxError> {
+    let k = digest.hex();
+    if let Some(mut record) = get::<BlobRecord>(&t[BLOBS], k.as_bytes(), "blobs")? {
+        record.refs = record.refs.saturating_sub(1);
+        if record.refs == 0 {
+            t[GC].insert(k.as_bytes(), &now.to_be_bytes())?;
+        }
+        put(&t[BLOBS], k.as_bytes(), &record)?;
+    }
+    Ok(())
+}
+
+fn count(stats: &TransactionalTree, blobs: i64, bytes: i64) -> Result<(), TxError> {
+    for (k, delta) in [("blobs", blobs), ("bytes", bytes)] {
+        let old = stats.get(k)?.map_or(0, |v| u64::from_be_bytes(v.as_ref().try_into().unwrap_or([0; 8])));
+        stats.insert(k, &old.saturating_add_signed(delta).to_be_bytes())?;
+    }
+    Ok(())
+}
+
+fn flatten<T>(result: Result<T, TransactionError<Error>>) -> Result<T> {
+    result.map_err(|e| match e {
+        TransactionError::Abort(e) => e,
+        TransactionError::Storage(e) => Error::Meta(e),
+    })
+}
+
+/// `repo \0 package \0 version`: NUL never appears in a validated name, so keys of one level sort together.
+pub(crate) fn key(parts: &[&str]) -> Vec<u8> {
+    parts.join("\0").into_bytes()
+}
+
+fn abort<T>(e: Error) -> Result<T, TxError> {
+    Err(ConflictableTransactionError::Abort(e))
+}
+
+fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    serde_json::to_vec(value).expect("model records serialize")
+}
+
+fn decode<T: DeserializeOwned>(bytes: &[u8], tree: &'static str) -> Result<T> {
+    serde_json::from_slice(bytes).map_err(|e| Error::Corrupt { tree, detail: e.to_string() })
+}
+
+fn read<T: DeserializeOwned>(tree: &Tree, key: &[u8], name: &'static str) -> Result<Option<T>> {
+    tree.get(key)?.map(|v| decode(&v, name)).transpose()
+}
+
+fn get<T: DeserializeOwned>(t: &TransactionalTree, key: &[u8], name: &'static str) -> Result<Option<T>, TxError> {
+    match t.get(key)? {
+        Some(v) => decode(&v, name).map(Some).map_err(ConflictableTransactionError::Abort),
+        None => Ok(None),
+    }
+}
+
+fn take<T: DeserializeOwned>(t: &TransactionalTree, key: &[u8], name: &'static str) -> Result<Option<T>, TxError> {
+    match t.remove(key)? {
+        Some(v) => decode(&v, name).map(Some).map_err(ConflictableTransactionError::Abort),
+        None => Ok(None),
+    }
+}
+
+fn put<T: Serialize>(t: &TransactionalTree, key: &[u8], value: &T) -> Result<(), TxError> {
+    t.insert(key, encode(value))?;
+    Ok(())
+}
+
+/// sled reports a store it cannot read in several ways; all of them mean the same to an operator.
+fn open_error(e: sled::Error) -> Error {
+    match e {
+        sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock => Error::io(
+            "the metadata store is in use by another wharf process",
+            io,
+        ),
+        sled::Error::Io(io) => Error::io("cannot open the metadata store", io),
+        sled::Error::Corruption { .. } | sled::Error::ReportableBug(_) | sled::Error::Unsupported(_) => {
+            Error::Corrupt { tree: "meta", detail: format!("the metadata store cannot be read ({e}); restore it from a backup") }
+        }
+        other => Error::Meta(other),
+    }
+}

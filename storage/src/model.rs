@@ -1,0 +1,135 @@
+//! The shared model every format maps onto, and the writes that change it.
+//!
+//! ```text
+//! repository ─┬─ package ── version (immutable content: blobs + format metadata)
+//!             │        └─── tag ──> version          (Docker tags, npm dist-tags: movable names)
+//!             ├─ asset (a path ──> blob)             (files as clients address them: Maven, PyPI, generic)
+//!             └─ kv (format-private documents)
+//! blob (size, checksums, reference count) <── versions and assets refer to blobs by digest
+//! users, tokens, upload sessions, audit events
+//! ```
+//!
+//! A blob's reference count is the number of version blob entries and assets naming it; at zero it joins the GC
+//! queue. Times are Unix seconds.
+
+use serde::{Deserialize, Serialize};
+
+use crate::digest::{Checksums, Digest};
+
+pub type Time = u64;
+
+pub fn now() -> Time {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RepositoryRecord {
+    pub name: String,
+    pub format: String,
+    pub created: Time,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Version {
+    /// Blobs this version keeps alive.
+    pub blobs: Vec<Digest>,
+    /// Format metadata (a manifest's media type, a package.json), opaque to storage.
+    #[serde(default)]
+    pub metadata: serde_json::Value,
+    pub created: Time,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tag {
+    pub version: String,
+    pub updated: Time,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Asset {
+    pub digest: Digest,
+    pub size: u64,
+    /// The package and version the file belongs to, when the format knows them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub package: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_type: Option<String>,
+    pub created: Time,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlobRecord {
+    pub size: u64,
+    #[serde(default)]
+    pub checksums: Checksums,
+    /// Version blob entries and assets that name this blob.
+    pub refs: u64,
+    pub created: Time,
+    /// Last ingest of these bytes: GC's grace period runs from here, so a push that re-uploads a blob queued for
+    /// collection keeps it.
+    pub touched: Time,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UploadSession {
+    pub id: String,
+    pub repository: String,
+    pub created: Time,
+    pub updated: Time,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    pub name: String,
+    /// argon2 PHC string.
+    pub password_hash: String,
+    pub admin: bool,
+    pub created: Time,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Token {
+    /// Public handle for listing and revoking; the secret itself is never stored.
+    pub id: String,
+    pub user: String,
+    pub name: String,
+    pub created: Time,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEvent {
+    #[serde(default)]
+    pub time: Time,
+    /// Who: a user name, or "anonymous" / "system".
+    pub principal: String,
+    /// What: "put-version", "delete-tag", "user-add", ...
+    pub action: String,
+    /// On what: "npm/left-pad@1.0.0".
+    pub target: String,
+}
+
+/// One change to the model. A list of writes is applied atomically: all of them or none.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Write {
+    PutRepository(RepositoryRecord),
+    /// `replace: false` refuses to overwrite an existing version (release immutability), checked in the transaction.
+    PutVersion { repo: String, package: String, version: String, record: Version, replace: bool },
+    DeleteVersion { repo: String, package: String, version: String },
+    PutTag { repo: String, package: String, tag: String, version: String },
+    DeleteTag { repo: String, package: String, tag: String },
+    /// `replace: false` refuses to overwrite an existing asset at the same path.
+    PutAsset { repo: String, path: String, asset: Asset, replace: bool },
+    DeleteAsset { repo: String, path: String },
+    PutKv { repo: String, key: String, value: Vec<u8> },
+    DeleteKv { repo: String, key: String },
+    PutUpload(UploadSession),
+    DeleteUpload { id: String },
+    /// `replace: false` is `user add`: it fails when the name is taken.
+    PutUser { user: User, replace: bool },
+    DeleteUser { name: String },
+    /// `hash` is the hex sha256 of the secret.
+    PutToken { hash: String, token: Token },
+    DeleteToken { hash: String },
+}

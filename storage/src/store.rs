@@ -1,0 +1,265 @@
+//! `Store`: the blob files and the metadata index together, with the write protocol, start-up reconciliation and
+//! scrub.
+//!
+//! A write: `begin` an ingest, stream the body into it, `finish` it (hashed, verified, fsynced, placed, indexed),
+//! then `apply` the metadata writes that refer to the blob, which returns once they are durable.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::Stream;
+
+use crate::blobs::{Blobs, Ingest, READ_CHUNK};
+use crate::digest::{Checksums, Digest, Want};
+use crate::error::{Error, Result};
+use crate::meta::Meta;
+use crate::model::*;
+
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub data_dir: PathBuf,
+    /// Memory for the metadata store's cache.
+    pub cache_bytes: u64,
+    /// Upload sessions untouched this long are removed at start-up.
+    pub upload_max_age: Duration,
+}
+
+impl Options {
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        Options { data_dir: data_dir.into(), cache_bytes: 8 << 20, upload_max_age: Duration::from_secs(24 * 3600) }
+    }
+}
+
+/// A stored blob as formats see it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BlobInfo {
+    pub digest: Digest,
+    pub size: u64,
+    pub checksums: Checksums,
+}
+
+/// What start-up found and did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Reconciled {
+    pub temp_files_removed: usize,
+    pub sessions_expired: usize,
+    /// Blob files on disk that no index entry knew (a crash between placing and indexing): now queued for GC.
+    pub orphans_queued: usize,
+    /// Index entries whose file is gone: reported, never silently dropped.
+    pub missing: Vec<Digest>,
+}
+
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Scrubbed {
+    pub checked: usize,
+    pub bytes: u64,
+    pub missing: Vec<Digest>,
+    /// (expected, actual)
+    pub mismatched: Vec<(Digest, Digest)>,
+}
+
+/// Cheap to clone: every clone is the same store.
+#[derive(Clone)]
+pub struct Store(Arc<Inner>);
+
+struct Inner {
+    data_dir: PathBuf,
+    blobs: Blobs,
+    meta: Meta,
+    options: Options,
+    /// Placing a blob and collecting one must not interleave for the same digest: GC could delete the file an
+    /// ingest just found in place and is about to index. Striped by the digest's first byte.
+    placing: [Mutex<()>; 64],
+}
+
+
+impl Store {
+    /// Opens (creating if needed) the store and removes what a previous process left half-done. Quick: the walks
+    /// over every blob are in [`Store::reconcile_index`], which the server runs in the background.
+    pub fn open(options: Options) -> Result<(Store, Reconciled)> {
+        let data_dir = options.data_dir.clone();
+        std::fs::create_dir_all(&data_dir)
+            .map_err(|e| Error::io(format!("cannot create data directory {}", data_dir.display()), e))?;
+        let blobs = Blobs::open(&data_dir)?;
+        let meta = Meta::open(&data_dir.join("meta"), options.cache_bytes)?;
+        let placing = std::array::from_fn(|_| Mutex::new(()));
+        let store = Store(Arc::new(Inner { data_dir, blobs, meta, options, placing }));
+        let mut report = Reconciled { temp_files_removed: store.0.blobs.clean_temp()?, ..Default::default() };
+        report.sessions_expired = store.expire_sessions()?;
+        Ok((store, report))
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.0.data_dir
+    }
+
+    pub fn meta(&self) -> &Meta {
+        &self.0.meta
+    }
+
+    /// Starts streaming a blob in. `limit` bounds its size; `expected` is checked at the end.
+    pub fn begin(&self, want: Want, limit: u64, expected: Option<Digest>) -> Result<Ingest> {
+        self.0.blobs.begin(want, limit, expected)
+    }
+
+    /// Makes an ingested blob durable and indexes it.
+    pub async fn finish(&self, ingest: Ingest) -> Result<BlobInfo> {
+        let done = ingest.finish().await?;
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let _guard = store.lock(&done.digest);
+            store.0.blobs.place(&done.temp, &done.digest)?;
+            let record = store.0.meta.register_blob(&done.digest, done.size, &done.checksums)?;
+            Ok(BlobInfo { digest: done.digest, size: record.size, checksums: record.checksums })
+        })
+        .await
+        .map_err(|_| Error::io("blob placement stopped", std::io::Error::other("task ended")))?
+    }
+
+    fn lock(&self, digest: &Digest) -> std::sync::MutexGuard<'_, ()> {
+        let stripe = digest.hex().as_bytes()[0] as usize % self.0.placing.len();
+        self.0.placing[stripe].lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Ingests a small in-memory value (a manifest, a generated document).
+    pub async fn put_bytes(&self, bytes: Bytes, want: Want) -> Result<BlobInfo> {
+        let mut ingest = self.begin(want, bytes.len() as u64, None)?;
+        ingest.write(bytes).await?;
+        self.finish(ingest).await
+    }
+
+    pub fn blob(&self, digest: &Digest) -> Result<Option<BlobInfo>> {
+        Ok(self.0.meta.blob(digest)?.map(|r| BlobInfo { digest: *digest, size: r.size, checksums: r.checksums }))
+    }
+
+    /// Streams `len` bytes of a blob from `offset` (clamped to its size).
+    pub async fn read(&self, digest: &Digest, offset: u64, len: u64) -> Result<impl Stream<Item = std::io::Result<Bytes>> + use<>> {
+        let blobs = self.0.blobs.clone();
+        let digest = *digest;
+        let (file, size) = tokio::task::spawn_blocking(move || blobs.open_at(&digest, offset))
+            .await
+            .map_err(|_| Error::io("blob open stopped", std::io::Error::other("task ended")))??;
+        let remaining = len.min(size.saturating_sub(offset));
+        Ok(futures_util::stream::unfold((Some(file), remaining), |(file, remaining)| async move {
+            let mut file = file?;
+            if remaining == 0 {
+                return None;
+            }
+            let want = remaining.min(READ_CHUNK as u64) as usize;
+            let read = tokio::task::spawn_blocking(move || {
+                let mut buf = vec![0u8; want];
+                let n = file.read(&mut buf)?;
+                buf.truncate(n);
+                Ok::<_, std::io::Error>((file, buf))
+            })
+            .await
+            .unwrap_or_else(|_| Err(std::io::Error::other("read task ended")));
+            match read {
+                Ok((_, buf)) if buf.is_empty() => {
+                    Some((Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "blob shorter than its index")), (None, 0)))
+                }
+                Ok((file, buf)) => {
+                    let left = remaining - buf.len() as u64;
+                    Some((Ok(Bytes::from(buf)), (Some(file), left)))
+                }
+                Err(e) => Some((Err(e), (None, 0))),
+            }
+        }))
+    }
+
+    /// Applies writes atomically and returns once they are durable.
+    pub async fn apply(&self, writes: &[Write], audit: &[AuditEvent]) -> Result<()> {
+        self.0.meta.apply(writes, audit).await
+    }
+
+    /// Checks that the store can take writes: a file in the data directory is created, synced and removed.
+    pub fn ready(&self) -> Result<()> {
+        let probe = self.0.blobs.uploads_dir().join(format!("tmp-ready-{}", crate::random_id()));
+        let result = std::fs::write(&probe, b"ready").map_err(|e| Error::io("data directory is not writable", e));
+        let _ = std::fs::remove_file(&probe);
+        result?;
+        self.0.meta.blob_stats().map(|_| ())
+    }
+
+    fn expire_sessions(&self) -> Result<usize> {
+        let cutoff = now().saturating_sub(self.0.options.upload_max_age.as_secs());
+        let expired: Vec<String> =
+            self.0.meta.uploads().filter_map(|s| s.ok()).filter(|s| s.updated < cutoff).map(|s| s.id).collect();
+        for id in &expired {
+            let _ = std::fs::remove_file(self.0.blobs.uploads_dir().join(id));
+        }
+        let writes: Vec<Write> = expired.iter().map(|id| Write::DeleteUpload { id: id.clone() }).collect();
+        if !writes.is_empty() {
+            self.0.meta.apply_volatile(&writes, &[])?;
+        }
+        Ok(expired.len())
+    }
+
+    /// Compares the blob files with the index: files the index lost are queued for GC, unreferenced blobs not yet
+    /// queued are queued, and entries whose file is missing are reported. Walks everything: run it off the request
+    /// path.
+    pub fn reconcile_index(&self) -> Result<Reconciled> {
+        let mut report = Reconciled::default();
+        for (digest, size) in self.0.blobs.list()? {
+            if self.0.meta.blob(&digest)?.is_none() {
+                self.0.meta.queue_for_gc(&digest, size)?;
+                report.orphans_queued += 1;
+            }
+        }
+        let queued: std::collections::HashSet<Digest> = self.0.meta.gc_queue().filter_map(|e| e.ok()).map(|(d, _)| d).collect();
+        for entry in self.0.meta.blobs() {
+            let (digest, record) = entry?;
+            if !self.0.blobs.path(&digest).exists() {
+                report.missing.push(digest);
+            } else if record.refs == 0 && !queued.contains(&digest) {
+                self.0.meta.queue_for_gc(&digest, record.size)?;
+                report.orphans_queued += 1;
+            }
+        }
+        Ok(report)
+    }
+
+    /// Re-hashes every indexed blob.
+    pub fn scrub(&self) -> Result<Scrubbed> {
+        let mut report = Scrubbed::default();
+        for entry in self.0.meta.blobs() {
+            let (digest, record) = entry?;
+            report.checked += 1;
+            match self.0.blobs.rehash(&digest)? {
+                None => report.missing.push(digest),
+                Some(actual) if actual != digest => report.mismatched.push((digest, actual)),
+                Some(_) => report.bytes += record.size,
+            }
+        }
+        Ok(report)
+    }
+
+    /// Removes queued blobs that nothing refers to and that were last ingested before `grace` ago. Returns the count
+    /// and bytes reclaimed.
+    pub fn collect_garbage(&self, grace: Duration) -> Result<(usize, u64)> {
+        let before = now().saturating_sub(grace.as_secs());
+        let mut reclaimed = (0, 0);
+        let queued: Vec<(Digest, Time)> = self.0.meta.gc_queue().collect::<Result<_>>()?;
+        for (digest, queued_at) in queued {
+            if queued_at >= before {
+                continue;
+            }
+            let size = self.0.meta.blob(&digest)?.map_or(0, |r| r.size);
+            let _guard = self.lock(&digest);
+            if self.0.meta.collect_blob(&digest, before)? {
+                self.0.blobs.remove(&digest)?;
+                reclaimed.0 += 1;
+                reclaimed.1 += size;
+            }
+        }
+        Ok(reclaimed)
+    }
+
+    /// Test hook: the path of a blob file, so fault tests can damage it.
+    pub fn blob_path(&self, digest: &Digest) -> PathBuf {
+        self.0.blobs.path(digest)
+    }
+}
