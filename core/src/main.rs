@@ -1,1 +1,5 @@
-fn main() {}
+//! `wharf`: see `wharf --help`.
+
+fn main() -> std::process::ExitCode {
+    wharf::cli::main()
+}

@@ -1,1 +1,209 @@
-//! stub
+//! The `Format` interface every format implements, built-in or WebAssembly, and the built-in formats.
+//!
+//! A format never touches files or the metadata store directly. The host (core's dispatch) calls, in order:
+//!
+//! ```text
+//! classify(head)            pure: which access the request needs, before authorization
+//! handle(ctx, head)         -> Plan: respond, serve a blob, ingest the body as a blob, or buffer a small body
+//! commit_ingested(ctx, head, blob) | commit_buffered(ctx, head, body)
+//!                           -> Commit: metadata writes (applied atomically by the host) and the response
+//! render(problem)           the format's native error body
+//! ```
+//!
+//! The interface mirrors the WIT world in `plugins/`, so a plugin and a built-in format are interchangeable.
+
+pub mod generic;
+
+use bytes::Bytes;
+use wharf_storage::{BlobInfo, Digest, Store, Want, Write};
+
+/// The parts of an HTTP request a format may look at. The body is never here: the host moves it as the plan says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RequestHead {
+    pub method: String,
+    /// The path below the repository mount, still percent-encoded, without a leading slash.
+    pub path: String,
+    pub query: Option<String>,
+    /// Header names in lowercase.
+    pub headers: Vec<(String, String)>,
+    pub repository: String,
+    /// The authenticated user, if any. Authorization is the host's job.
+    pub principal: Option<String>,
+    pub content_length: Option<u64>,
+    /// Absolute URL of the repository mount without a trailing slash, for links in documents.
+    pub base_url: String,
+}
+
+impl RequestHead {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    Read,
+    Write,
+    Delete,
+}
+
+/// A client-facing failure. `detail` is logged by the host and never sent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    pub status: u16,
+    /// Stable machine-readable code, e.g. `NOT_FOUND`, `BLOB_UNKNOWN`.
+    pub code: String,
+    pub message: String,
+    pub detail: Option<String>,
+}
+
+impl Problem {
+    pub fn new(status: u16, code: &str, message: impl Into<String>) -> Self {
+        Problem { status, code: code.to_string(), message: message.into(), detail: None }
+    }
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Problem::new(404, "NOT_FOUND", message)
+    }
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Problem::new(400, "BAD_REQUEST", message)
+    }
+    pub fn method_not_allowed() -> Self {
+        Problem::new(405, "METHOD_NOT_ALLOWED", "method not allowed here")
+    }
+    /// An internal failure: the client gets a generic message, the log gets the detail.
+    pub fn internal(detail: impl std::fmt::Display) -> Self {
+        Problem { detail: Some(detail.to_string()), ..Problem::new(500, "INTERNAL_ERROR", "internal server error") }
+    }
+}
+
+impl From<wharf_storage::Error> for Problem {
+    fn from(e: wharf_storage::Error) -> Self {
+        use wharf_storage::Error as E;
+        match e {
+            E::BlobUnknown(d) => Problem::new(404, "BLOB_UNKNOWN", format!("blob {d} is not in the store")),
+            E::TooLarge { limit } => Problem::new(413, "TOO_LARGE", format!("content is larger than the limit of {limit} bytes")),
+            E::DigestMismatch { expected, actual } => {
+                Problem::new(400, "DIGEST_INVALID", format!("content has digest {actual}, not the expected {expected}"))
+            }
+            E::Conflict(message) => Problem::new(409, "CONFLICT", message),
+            E::NotFound(what) => Problem::not_found(format!("{what} not found")),
+            other => Problem::internal(other),
+        }
+    }
+}
+
+/// A small generated response. Large content is served from the blob store with `Plan::Serve` instead.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Bytes,
+}
+
+impl Response {
+    pub fn new(status: u16, content_type: &str, body: impl Into<Bytes>) -> Self {
+        Response { status, headers: vec![("content-type".into(), content_type.into())], body: body.into() }
+    }
+    pub fn empty(status: u16) -> Self {
+        Response { status, headers: Vec::new(), body: Bytes::new() }
+    }
+    pub fn json(status: u16, value: &serde_json::Value) -> Self {
+        Response::new(status, "application/json", serde_json::to_vec(value).expect("JSON values serialize"))
+    }
+    pub fn with_header(mut self, name: &str, value: impl Into<String>) -> Self {
+        self.headers.push((name.to_string(), value.into()));
+        self
+    }
+}
+
+/// What the host should do with a request. Bytes only ever move on the host.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Plan {
+    Respond(Response),
+    /// Stream a blob. The host adds Content-Length, ETag, Accept-Ranges and honours Range.
+    Serve { digest: Digest, status: u16, headers: Vec<(String, String)> },
+    Redirect(String),
+    /// Stream the body into the blob store, then call `commit_ingested`.
+    Ingest { expected: Option<Digest>, max_size: u64, want: Want },
+    /// Read a small body (JSON, XML, a form) of at most this many bytes, then call `commit_buffered`.
+    Buffer(u64),
+}
+
+/// The result of a write: metadata changes the host applies in one transaction, then the response it sends.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Commit {
+    pub writes: Vec<Write>,
+    pub response: Response,
+}
+
+/// Read access to the store and the limits that apply, for one request.
+pub struct Context<'a> {
+    pub store: &'a Store,
+    /// Largest blob a client may upload.
+    pub max_upload: u64,
+    /// Largest buffered document.
+    pub max_document: u64,
+}
+
+pub trait Format: Send + Sync {
+    /// The name used in configuration, e.g. `generic`.
+    fn name(&self) -> &str;
+    fn classify(&self, head: &RequestHead) -> Result<Access, Problem>;
+    fn handle(&self, ctx: &Context<'_>, head: &RequestHead) -> Result<Plan, Problem>;
+    fn commit_ingested(&self, ctx: &Context<'_>, head: &RequestHead, blob: &BlobInfo) -> Result<Commit, Problem>;
+    fn commit_buffered(&self, ctx: &Context<'_>, head: &RequestHead, body: &[u8]) -> Result<Commit, Problem>;
+    /// The error body this format's clients understand.
+    fn render(&self, problem: &Problem) -> Response;
+}
+
+/// The built-in formats, by configuration name.
+pub fn builtin() -> Vec<std::sync::Arc<dyn Format>> {
+    vec![std::sync::Arc::new(generic::Generic)]
+}
+
+/// Decodes a percent-encoded path and refuses anything that could step outside its repository: empty, `.` or `..`
+/// segments, backslashes, NUL and control characters, over 1024 bytes. Both the raw and decoded forms are checked, so
+/// `%2e%2e` is caught too.
+pub fn safe_path(raw: &str) -> Result<String, Problem> {
+    let decoded = percent_decode(raw).ok_or_else(|| Problem::bad_request("path is not valid percent-encoded UTF-8"))?;
+    let bad = decoded.is_empty()
+        || decoded.len() > 1024
+        || decoded.split('/').any(|s| s.is_empty() || s == "." || s == "..")
+        || decoded.chars().any(|c| c == '\\' || c.is_control());
+    if bad {
+        return Err(Problem::bad_request(format!("invalid path `{}`", raw.chars().take(200).collect::<String>())));
+    }
+    Ok(decoded)
+}
+
+pub fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = bytes.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths() {
+        for (raw, want) in [("a/b.txt", "a/b.txt"), ("dir/with%20space", "dir/with space"), ("x%2Fy", "x/y")] {
+            assert_eq!(safe_path(raw).as_deref(), Ok(want));
+        }
+        for bad in ["", "a//b", "../etc", "a/../b", "a/%2e%2e/b", "a/./b", "a\\b", "a%00b", "%zz", "a/", &"x".repeat(1025)] {
+            assert!(safe_path(bad).is_err(), "{bad}");
+        }
+    }
+}

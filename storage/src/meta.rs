@@ -520,9 +520,9 @@ fn put<T: Serialize>(t: &TransactionalTree, key: &[u8], value: &T) -> Result<(),
 /// sled reports a store it cannot read in several ways; all of them mean the same to an operator.
 fn open_error(e: sled::Error) -> Error {
     match e {
-        sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock => Error::io(
-            "the metadata store is in use by another wharf process",
-            io,
+        sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => Error::io(
+            "the data directory is in use by another wharf process (stop it first)",
+            std::io::Error::other("lock held"),
         ),
         sled::Error::Io(io) => Error::io("cannot open the metadata store", io),
         sled::Error::Corruption { .. } | sled::Error::ReportableBug(_) | sled::Error::Unsupported(_) => {

@@ -1,0 +1,200 @@
+//! The one dispatch path every format's requests take (DESIGN.md, "One request, every format"):
+//!
+//! ```text
+//! repository = lookup(name)           unknown -> 404
+//! access     = format.classify(head)  pure
+//! principal  = authenticate; authorize(principal, access)     401 with a challenge / 403
+//! plan       = format.handle(ctx, head)
+//! carry out the plan: respond | serve a blob | ingest the body, commit, apply | buffer the body, commit, apply
+//! errors anywhere -> format.render(problem)
+//! ```
+//!
+//! Because every format goes through here, authorization, limits, durability, audit and metrics hold for all of
+//! them without a format remembering to ask.
+
+use std::sync::Arc;
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
+use futures_util::StreamExt;
+use wharf_formats::{Access, Commit, Context, Format, Plan, Problem, RequestHead, Response};
+use wharf_storage::AuditEvent;
+
+use crate::auth::Principal;
+use crate::error::Error;
+use crate::observe::Labels;
+use crate::server::App;
+
+/// A configured repository and the format that serves it.
+pub struct Repo {
+    pub name: String,
+    pub format: Arc<dyn Format>,
+}
+
+/// `/repository/{repo}/{tail}`: every format but OCI, which the OCI issue mounts at `/v2/` on the same path.
+pub async fn repository(
+    req: HttpRequest,
+    payload: web::Payload,
+    path: web::Path<(String, String)>,
+    app: web::Data<App>,
+) -> HttpResponse {
+    let (repo, tail) = path.into_inner();
+    dispatch(&app, &req, payload, &repo, &tail).await
+}
+
+pub async fn dispatch(app: &App, req: &HttpRequest, payload: web::Payload, name: &str, tail: &str) -> HttpResponse {
+    let Some(repo) = app.repos.get(name) else {
+        let body = serde_json::json!({ "errors": [{ "status": 404, "message": format!("no repository named `{name}`") }] });
+        return HttpResponse::NotFound().json(body);
+    };
+    req.extensions_mut().insert(Labels { repository: repo.name.clone(), format: repo.format.name().to_string() });
+    match carry_out(app, req, payload, repo, tail).await {
+        Ok(response) => response,
+        Err(problem) => {
+            if problem.status >= 500 {
+                tracing::error!(code = %problem.code, detail = problem.detail.as_deref().unwrap_or(""), "request failed");
+            }
+            let mut response = to_http(repo.format.render(&problem));
+            if problem.status == 401 {
+                response.headers_mut().insert(
+                    actix_web::http::header::WWW_AUTHENTICATE,
+                    actix_web::http::header::HeaderValue::from_static("Basic realm=\"wharf\""),
+                );
+            }
+            response
+        }
+    }
+}
+
+async fn carry_out(app: &App, req: &HttpRequest, payload: web::Payload, repo: &Repo, tail: &str) -> Result<HttpResponse, Problem> {
+    let format = repo.format.as_ref();
+    let mut head = request_head(app, req, &repo.name, tail);
+    let access = format.classify(&head)?;
+    let authorization = req.headers().get("authorization").and_then(|v| v.to_str().ok());
+    let principal = app.auth.authenticate(authorization).await.map_err(problem)?;
+    authorize(app, principal.as_ref(), access)?;
+    head.principal = principal.map(|p| p.name);
+    let ctx = Context {
+        store: &app.store,
+        max_upload: app.config.server.max_upload.bytes(),
+        max_document: app.config.server.max_document.bytes(),
+    };
+    match format.handle(&ctx, &head)? {
+        Plan::Respond(response) => Ok(to_http(response)),
+        Plan::Redirect(location) => Ok(HttpResponse::TemporaryRedirect().insert_header(("location", location)).finish()),
+        Plan::Serve { digest, status, headers } => {
+            let (response, sent) = crate::serve::blob(req, &app.store, digest, status, &headers).await?;
+            crate::observe::bytes_sent(&repo.name, format.name(), sent);
+            Ok(response)
+        }
+        Plan::Ingest { expected, max_size, want } => {
+            let limit = max_size.min(ctx.max_upload);
+            check_length(&head, limit)?;
+            let mut ingest = app.store.begin(want, limit, expected)?;
+            let mut payload = payload;
+            while let Some(chunk) = payload.next().await {
+                ingest.write(chunk.map_err(body_problem)?).await?;
+            }
+            crate::observe::bytes_received(&repo.name, format.name(), ingest.size());
+            let blob = app.store.finish(ingest).await?;
+            let commit = format.commit_ingested(&ctx, &head, &blob)?;
+            apply(app, &head, commit).await
+        }
+        Plan::Buffer(max) => {
+            let limit = max.min(ctx.max_document);
+            check_length(&head, limit)?;
+            let body = read_body(payload, limit).await?;
+            let commit = format.commit_buffered(&ctx, &head, &body)?;
+            apply(app, &head, commit).await
+        }
+    }
+}
+
+/// Default policy until per-repository permissions arrive: anyone reads (unless `auth.anonymous_read` is off),
+/// any authenticated user writes.
+fn authorize(app: &App, principal: Option<&Principal>, access: Access) -> Result<(), Problem> {
+    match (access, principal) {
+        (_, Some(_)) => Ok(()),
+        (Access::Read, None) if app.config.auth.anonymous_read => Ok(()),
+        _ => Err(Problem::new(401, "UNAUTHORIZED", "authentication required")),
+    }
+}
+
+async fn apply(app: &App, head: &RequestHead, commit: Commit) -> Result<HttpResponse, Problem> {
+    if !commit.writes.is_empty() {
+        let event = AuditEvent {
+            time: 0,
+            principal: head.principal.clone().unwrap_or_else(|| "anonymous".into()),
+            action: format!("{} {}", head.method, head.repository),
+            target: format!("{}/{}", head.repository, head.path),
+        };
+        app.store.apply(&commit.writes, &[event]).await?;
+    }
+    Ok(to_http(commit.response))
+}
+
+fn check_length(head: &RequestHead, limit: u64) -> Result<(), Problem> {
+    match head.content_length {
+        Some(len) if len > limit => Err(wharf_storage::Error::TooLarge { limit }.into()),
+        _ => Ok(()),
+    }
+}
+
+async fn read_body(mut payload: web::Payload, limit: u64) -> Result<Vec<u8>, Problem> {
+    let mut body = Vec::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(body_problem)?;
+        if (body.len() + chunk.len()) as u64 > limit {
+            return Err(wharf_storage::Error::TooLarge { limit }.into());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+fn body_problem(e: actix_web::error::PayloadError) -> Problem {
+    Problem { detail: Some(e.to_string()), ..Problem::bad_request("the request body could not be read to its end") }
+}
+
+fn problem(e: Error) -> Problem {
+    match e {
+        Error::Unauthorized(message) => Problem::new(401, "UNAUTHORIZED", message),
+        Error::Forbidden(message) => Problem::new(403, "DENIED", message),
+        Error::Storage(e) => e.into(),
+        other => Problem::internal(other),
+    }
+}
+
+fn request_head(app: &App, req: &HttpRequest, repo: &str, tail: &str) -> RequestHead {
+    let base = match &app.config.server.public_url {
+        Some(url) => url.clone(),
+        None => {
+            let info = req.connection_info();
+            format!("{}://{}", info.scheme(), info.host())
+        }
+    };
+    RequestHead {
+        method: req.method().as_str().to_string(),
+        path: tail.to_string(),
+        query: Some(req.query_string()).filter(|q| !q.is_empty()).map(str::to_string),
+        headers: req
+            .headers()
+            .iter()
+            .filter(|(name, _)| *name != actix_web::http::header::AUTHORIZATION)
+            .filter_map(|(name, value)| Some((name.as_str().to_string(), value.to_str().ok()?.to_string())))
+            .collect(),
+        repository: repo.to_string(),
+        principal: None,
+        content_length: req.headers().get("content-length").and_then(|v| v.to_str().ok()?.parse().ok()),
+        base_url: format!("{base}/repository/{repo}"),
+    }
+}
+
+pub fn to_http(response: Response) -> HttpResponse {
+    let status = StatusCode::from_u16(response.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut builder = HttpResponse::build(status);
+    for (name, value) in &response.headers {
+        builder.append_header((name.as_str(), value.as_str()));
+    }
+    builder.body(response.body)
+}

@@ -1,0 +1,165 @@
+//! The HTTP server: the shared state (`App`), the routes, and `run(listener, app, shutdown)`, which tests call on a
+//! port-0 listener and `wharf serve` calls on the configured address.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::io::Write as _;
+use std::net::TcpListener;
+use std::os::unix::fs::OpenOptionsExt;
+use std::sync::Arc;
+
+use actix_web::middleware::from_fn;
+use actix_web::{HttpResponse, web};
+use wharf_config::{Config, Kind};
+use wharf_storage::{AuditEvent, Options, RepositoryRecord, Store, Write, now};
+
+use crate::auth::Auth;
+use crate::dispatch::{self, Repo};
+use crate::error::{Error, Result};
+use crate::observe;
+
+pub struct App {
+    pub store: Store,
+    pub config: Config,
+    pub repos: HashMap<String, Repo>,
+    pub auth: Auth,
+}
+
+/// What opening the store found and did, for the caller to report.
+pub struct Opened {
+    pub app: App,
+    pub reconciled: wharf_storage::Reconciled,
+    /// Set on the first start only: the generated password of `admin`.
+    pub admin_password: Option<String>,
+}
+
+impl App {
+    /// Opens the store, checks that every configured repository can be served, records them, and creates the first
+    /// admin on an empty store.
+    pub async fn open(config: Config) -> Result<Opened> {
+        refuse_unsupported(&config)?;
+        let formats: HashMap<String, Arc<dyn wharf_formats::Format>> =
+            wharf_formats::builtin().into_iter().map(|f| (f.name().to_string(), f)).collect();
+        let options = Options {
+            data_dir: config.storage.data_dir.clone(),
+            cache_bytes: config.storage.cache.bytes(),
+            upload_max_age: config.storage.upload_max_age.get(),
+        };
+        let (store, reconciled) = Store::open(options)?;
+        let mut repos = HashMap::new();
+        let mut writes = Vec::new();
+        for repo in &config.repositories {
+            let (name, format) = (repo.name.get_ref().clone(), repo.format.get_ref().clone());
+            match store.meta().repository(&name)? {
+                Some(known) if known.format != format => {
+                    return Err(Error::Invalid(format!(
+                        "repository `{name}` holds {} data but the configuration says format `{format}`",
+                        known.format
+                    )));
+                }
+                Some(_) => {}
+                None => writes.push(Write::PutRepository(RepositoryRecord { name: name.clone(), format: format.clone(), created: now() })),
+            }
+            // A format without an implementation yet (docker, npm, ... until their issues land) is configured but
+            // not served: its requests get 404 from dispatch rather than a half-working endpoint.
+            if let Some(format) = formats.get(&format) {
+                repos.insert(name.clone(), Repo { name, format: format.clone() });
+            }
+        }
+        store.apply(&writes, &[]).await?;
+        let admin_password = first_admin(&store).await?;
+        let auth = Auth::new(store.clone(), config.auth.credential_cache.get());
+        Ok(Opened { app: App { store, config, repos, auth }, reconciled, admin_password })
+    }
+}
+
+fn refuse_unsupported(config: &Config) -> Result<()> {
+    for repo in &config.repositories {
+        if repo.kind != Kind::Hosted {
+            let kind = if repo.kind == Kind::Proxy { "proxy" } else { "group" };
+            return Err(Error::Unsupported(format!(
+                "repository `{}`: kind `{kind}` is not supported yet (only `hosted`)",
+                repo.name.get_ref()
+            )));
+        }
+    }
+    if let Some(plugin) = config.plugins.first() {
+        return Err(Error::Unsupported(format!("[[plugin]] {}: format plugins are not supported yet", plugin.path.get_ref().display())));
+    }
+    Ok(())
+}
+
+/// On an empty store, creates `admin` with a random password, written to `<data>/initial-admin-password` (0600).
+async fn first_admin(store: &Store) -> Result<Option<String>> {
+    if !store.meta().users()?.is_empty() {
+        return Ok(None);
+    }
+    let password = crate::auth::random_secret(18);
+    let path = store.data_dir().join("initial-admin-password");
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|e| Error::io(format!("cannot write {}", path.display()), e))?;
+    file.write_all(format!("{password}\n").as_bytes())
+        .and_then(|_| file.sync_all())
+        .map_err(|e| Error::io(format!("cannot write {}", path.display()), e))?;
+    let event = AuditEvent { time: 0, principal: "system".into(), action: "user-add".into(), target: "admin".into() };
+    store.apply(&[crate::auth::new_user("admin", &password, true)?], &[event]).await?;
+    Ok(Some(password))
+}
+
+/// The routes, shared by `run` and the in-process tests.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/healthz", web::get().to(|| async { HttpResponse::Ok().body("ok\n") }))
+        .route("/readyz", web::get().to(readyz))
+        .route("/metrics", web::get().to(observe::render_metrics))
+        .service(web::resource("/repository/{repo}/{tail:.*}").to(dispatch::repository));
+}
+
+/// Ready when the store is open and takes writes.
+async fn readyz(app: web::Data<App>) -> HttpResponse {
+    match app.store.ready() {
+        Ok(()) => HttpResponse::Ok().body("ready\n"),
+        Err(e) => {
+            tracing::warn!(error = %e, "not ready");
+            HttpResponse::ServiceUnavailable().body("not ready: the store does not take writes\n")
+        }
+    }
+}
+
+/// Serves until `shutdown` resolves, then stops accepting and lets in-flight requests finish (up to 30 s).
+pub async fn run(listener: TcpListener, app: Arc<App>, shutdown: impl Future<Output = ()> + 'static) -> std::io::Result<()> {
+    observe::metrics();
+    let workers = app.config.server.workers;
+    let data = web::Data::from(app);
+    let mut server = actix_web::HttpServer::new(move || {
+        actix_web::App::new().app_data(data.clone()).wrap(from_fn(observe::middleware)).configure(routes)
+    })
+    .disable_signals()
+    .shutdown_timeout(30);
+    if let Some(workers) = workers {
+        server = server.workers(workers.max(1));
+    }
+    let server = server.listen(listener)?.run();
+    let handle = server.handle();
+    actix_web::rt::spawn(async move {
+        shutdown.await;
+        tracing::info!("shutting down: finishing requests in flight");
+        handle.stop(true).await;
+    });
+    server.await
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn signals() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler installs");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler installs");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}

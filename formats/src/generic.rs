@@ -1,0 +1,146 @@
+//! `generic`: any file at any path. `PUT` stores, `GET`/`HEAD` serve (with Range), `DELETE` removes. Checksum
+//! headers as Artifactory sends them: `X-Checksum-Sha256` on a PUT is verified, and every GET/HEAD answers with
+//! `X-Checksum-Sha256`, `-Sha1` and `-Md5`.
+//!
+//! Built in for now so the foundation's dispatch path has a real format to carry; the plugin issue moves it into a
+//! WebAssembly component behind the same interface.
+
+use wharf_storage::{Asset, BlobInfo, Digest, Want, Write, now};
+
+use crate::{Access, Commit, Context, Format, Plan, Problem, RequestHead, Response, safe_path};
+
+pub struct Generic;
+
+/// `METHOD path` parsed once; the handlers match on it.
+#[derive(Debug, PartialEq, Eq)]
+enum Endpoint {
+    Get(String),
+    Put(String),
+    Delete(String),
+}
+
+impl Endpoint {
+    fn parse(head: &RequestHead) -> Result<Endpoint, Problem> {
+        let path = safe_path(&head.path)?;
+        match head.method.as_str() {
+            "GET" | "HEAD" => Ok(Endpoint::Get(path)),
+            "PUT" => Ok(Endpoint::Put(path)),
+            "DELETE" => Ok(Endpoint::Delete(path)),
+            _ => Err(Problem::method_not_allowed()),
+        }
+    }
+}
+
+impl Format for Generic {
+    fn name(&self) -> &str {
+        "generic"
+    }
+
+    fn classify(&self, head: &RequestHead) -> Result<Access, Problem> {
+        Ok(match Endpoint::parse(head)? {
+            Endpoint::Get(_) => Access::Read,
+            Endpoint::Put(_) => Access::Write,
+            Endpoint::Delete(_) => Access::Delete,
+        })
+    }
+
+    fn handle(&self, ctx: &Context<'_>, head: &RequestHead) -> Result<Plan, Problem> {
+        match Endpoint::parse(head)? {
+            Endpoint::Get(path) => {
+                let asset = ctx.store.meta().asset(&head.repository, &path)?.ok_or_else(|| not_found(&path))?;
+                let blob = ctx.store.blob(&asset.digest)?.ok_or_else(|| not_found(&path))?;
+                let mut headers = vec![
+                    ("content-type".to_string(), asset.content_type.unwrap_or("application/octet-stream".into())),
+                    ("x-checksum-sha256".to_string(), asset.digest.hex()),
+                ];
+                headers.extend(blob.checksums.sha1.map(|v| ("x-checksum-sha1".to_string(), v)));
+                headers.extend(blob.checksums.md5.map(|v| ("x-checksum-md5".to_string(), v)));
+                Ok(Plan::Serve { digest: asset.digest, status: 200, headers })
+            }
+            Endpoint::Put(_) => {
+                let expected = match head.header("x-checksum-sha256") {
+                    Some(v) => Some(v.parse::<Digest>().map_err(|e| Problem::bad_request(e.to_string()))?),
+                    None => None,
+                };
+                Ok(Plan::Ingest { expected, max_size: ctx.max_upload, want: Want { sha1: true, md5: true, sha512: false } })
+            }
+            Endpoint::Delete(path) => {
+                ctx.store.meta().asset(&head.repository, &path)?.ok_or_else(|| not_found(&path))?;
+                Ok(Plan::Buffer(0))
+            }
+        }
+    }
+
+    fn commit_ingested(&self, _ctx: &Context<'_>, head: &RequestHead, blob: &BlobInfo) -> Result<Commit, Problem> {
+        let Endpoint::Put(path) = Endpoint::parse(head)? else { return Err(Problem::method_not_allowed()) };
+        let asset = Asset {
+            digest: blob.digest,
+            size: blob.size,
+            package: None,
+            version: None,
+            content_type: head.header("content-type").map(str::to_string),
+            created: now(),
+        };
+        let body = serde_json::json!({
+            "repo": head.repository,
+            "path": format!("/{path}"),
+            "size": blob.size,
+            "checksums": { "sha256": blob.digest.hex(), "sha1": blob.checksums.sha1, "md5": blob.checksums.md5 },
+            "downloadUri": format!("{}/{path}", head.base_url),
+        });
+        Ok(Commit {
+            writes: vec![Write::PutAsset { repo: head.repository.clone(), path, asset, replace: true }],
+            response: Response::json(201, &body),
+        })
+    }
+
+    fn commit_buffered(&self, _ctx: &Context<'_>, head: &RequestHead, _body: &[u8]) -> Result<Commit, Problem> {
+        let Endpoint::Delete(path) = Endpoint::parse(head)? else { return Err(Problem::method_not_allowed()) };
+        Ok(Commit { writes: vec![Write::DeleteAsset { repo: head.repository.clone(), path }], response: Response::empty(204) })
+    }
+
+    /// Artifactory's error shape, which generic-repository scripts already parse.
+    fn render(&self, problem: &Problem) -> Response {
+        Response::json(problem.status, &serde_json::json!({ "errors": [{ "status": problem.status, "message": problem.message }] }))
+    }
+}
+
+fn not_found(path: &str) -> Problem {
+    Problem::not_found(format!("{path} not found"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn head(method: &str, path: &str) -> RequestHead {
+        RequestHead {
+            method: method.into(),
+            path: path.into(),
+            query: None,
+            headers: vec![],
+            repository: "generic".into(),
+            principal: None,
+            content_length: None,
+            base_url: "http://x/repository/generic".into(),
+        }
+    }
+
+    #[test]
+    fn endpoints() {
+        let rows = [
+            ("GET", "a/b.bin", Ok(Endpoint::Get("a/b.bin".into()))),
+            ("HEAD", "a/b.bin", Ok(Endpoint::Get("a/b.bin".into()))),
+            ("PUT", "v1/tool%20x", Ok(Endpoint::Put("v1/tool x".into()))),
+            ("DELETE", "old", Ok(Endpoint::Delete("old".into()))),
+            ("POST", "x", Err(405)),
+            ("GET", "../x", Err(400)),
+            ("PUT", "a/%2e%2e/x", Err(400)),
+        ];
+        for (method, path, want) in rows {
+            let got = Endpoint::parse(&head(method, path)).map_err(|p| p.status);
+            assert_eq!(got, want, "{method} {path}");
+        }
+        assert_eq!(Generic.classify(&head("DELETE", "x")), Ok(Access::Delete));
+    }
+}
