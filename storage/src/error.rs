@@ -23,6 +23,8 @@ pub enum Error {
     Io { context: String, source: std::io::Error },
     #[error("metadata store: {0}")]
     Meta(#[from] sled::Error),
+    #[error("the metadata store in {0} is damaged and cannot be read; restore the data directory from a backup")]
+    Unreadable(String),
     #[error("corrupt metadata record in {tree}: {detail}")]
     Corrupt { tree: &'static str, detail: String },
 }

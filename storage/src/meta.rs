@@ -71,7 +71,7 @@ type TxError = ConflictableTransactionError<Error>;
 
 impl Meta {
     pub fn open(dir: &Path, cache_bytes: u64) -> Result<Meta> {
-        let db = sled::Config::new().path(dir).cache_capacity(cache_bytes).open().map_err(open_error)?;
+        let db = sled::Config::new().path(dir).cache_capacity(cache_bytes).open().map_err(|e| open_error(dir, e))?;
         let trees = TREES.iter().map(|name| db.open_tree(name)).collect::<Result<Vec<_>, _>>()?;
         let log = File::open(dir.join("db")).map_err(|e| Error::io("cannot open the metadata log", e))?;
         crate::blobs::sync_dir(dir)?;
@@ -518,7 +518,7 @@ fn put<T: Serialize>(t: &TransactionalTree, key: &[u8], value: &T) -> Result<(),
 }
 
 /// sled reports a store it cannot read in several ways; all of them mean the same to an operator.
-fn open_error(e: sled::Error) -> Error {
+fn open_error(dir: &Path, e: sled::Error) -> Error {
     match e {
         sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => Error::io(
             "the data directory is in use by another wharf process (stop it first)",
@@ -526,7 +526,7 @@ fn open_error(e: sled::Error) -> Error {
         ),
         sled::Error::Io(io) => Error::io("cannot open the metadata store", io),
         sled::Error::Corruption { .. } | sled::Error::ReportableBug(_) | sled::Error::Unsupported(_) => {
-            Error::Corrupt { tree: "meta", detail: format!("the metadata store cannot be read ({e}); restore it from a backup") }
+            Error::Unreadable(dir.display().to_string())
         }
         other => Error::Meta(other),
     }

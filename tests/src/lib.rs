@@ -1,1 +1,163 @@
-//! stub
+//! Helpers for the integration tests: build and find the `wharf` binary, start it on port 0 with a temp data
+//! directory, read its address from its log, stop it (gracefully or with SIGKILL).
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+/// The `wharf` binary of this build profile, built once per test process.
+pub fn wharf_bin() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        // target/<profile>/deps/<test> -> target/<profile>/wharf
+        let exe = std::env::current_exe().expect("test binary path");
+        let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile>");
+        let release = profile_dir.file_name().is_some_and(|n| n == "release");
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut build = Command::new(cargo);
+        build.args(["build", "--quiet", "-p", "wharf", "--bin", "wharf"]);
+        if release {
+            build.arg("--release");
+        }
+        let status = build.status().expect("cargo runs");
+        assert!(status.success(), "building the wharf binary failed");
+        profile_dir.join("wharf")
+    })
+    .clone()
+}
+
+pub fn wharf() -> Command {
+    let mut command = Command::new(wharf_bin());
+    command.env_remove("WHARF_CONFIG").env_remove("WHARF_DATA").env_remove("WHARF_LISTEN").env("NO_COLOR", "1");
+    command
+}
+
+/// A running `wharf serve`.
+pub struct Server {
+    pub child: Child,
+    pub addr: String,
+    /// Every stderr line so far (the log); a thread keeps reading.
+    pub log: std::sync::Arc<Mutex<Vec<String>>>,
+    pub admin_password: Option<String>,
+}
+
+impl Server {
+    /// Starts `wharf serve` on 127.0.0.1:0 with `data` as its data directory and waits until it listens.
+    pub fn start(data: &Path, args: &[&str]) -> Server {
+        let mut child = wharf()
+            .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+            .arg(data)
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("wharf starts");
+        let stdout = child.stdout.take().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let log = std::sync::Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = mpsc::channel();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(addr) = line.split("listening on http://").nth(1) {
+                    let end = addr.find(|c: char| !(c.is_ascii_hexdigit() || ".:[]".contains(c))).unwrap_or(addr.len());
+                    let _ = tx.send(addr[..end].to_string());
+                }
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let (ptx, prx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(rest) = line.strip_prefix("Created user `admin` with password ") {
+                    let _ = ptx.send(rest.split_whitespace().next().unwrap_or("").to_string());
+                }
+            }
+        });
+        let addr = match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(addr) => addr,
+            Err(_) => {
+                let _ = child.kill();
+                panic!("wharf did not start: {:?}", log.lock().unwrap());
+            }
+        };
+        let admin_password = prx.recv_timeout(Duration::from_millis(200)).ok();
+        Server { child, addr, log, admin_password }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub fn kill9(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, then waits for the exit status.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        // SAFETY-free: plain kill(2) through the libc crate is not `unsafe`-free, so use the kill command.
+        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let deadline = Instant::now() + Duration::from_secs(40);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "wharf did not stop after SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An HTTP agent that reports 4xx/5xx as responses, not errors.
+pub fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder().http_status_as_error(false).timeout_global(Some(Duration::from_secs(60))).build().into()
+}
+
+pub fn basic(user: &str, password: &str) -> String {
+    use std::io::Write;
+    let mut raw = Vec::new();
+    write!(raw, "{user}:{password}").unwrap();
+    format!("Basic {}", base64_encode(&raw))
+}
+
+fn base64_encode(bytes: &[u8]) -> String {
+    const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk.iter().enumerate().fold(0u32, |n, (i, b)| n | (*b as u32) << (16 - 8 * i));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(TABLE[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn base64() {
+        assert_eq!(super::base64_encode(b"admin:pw"), "YWRtaW46cHc=");
+        assert_eq!(super::base64_encode(b"ab"), "YWI=");
+        assert_eq!(super::base64_encode(b"abc"), "YWJj");
+    }
+}
