@@ -28,14 +28,21 @@ pub struct Problem {
 
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}: {}: {}", self.file, self.line, self.column, self.key, self.message)
+        write!(
+            f,
+            "{}:{}:{}: {}: {}",
+            self.file, self.line, self.column, self.key, self.message
+        )
     }
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("cannot read configuration file {path}: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("{}", Report(.0))]
     Invalid(Vec<Problem>),
 }
@@ -56,8 +63,10 @@ impl fmt::Display for Report<'_> {
 
 /// Reads and checks a configuration file.
 pub fn load(path: &Path) -> Result<Config, Error> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|source| Error::Read { path: path.display().to_string(), source })?;
+    let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
+        path: path.display().to_string(),
+        source,
+    })?;
     parse(&path.display().to_string(), &text).map_err(Error::Invalid)
 }
 
@@ -87,7 +96,11 @@ pub fn parse(file: &str, src: &str) -> Result<Config, Vec<Problem>> {
         }
     };
     if let Some(config) = &config {
-        problems.extend(check(config, src).into_iter().map(|(span, msg)| at(span, msg)));
+        problems.extend(
+            check(config, src)
+                .into_iter()
+                .map(|(span, msg)| at(span, msg)),
+        );
     }
     // serde visits tables in its own order; the report reads top to bottom.
     problems.sort_by_key(|p| (p.line, p.column));
@@ -104,8 +117,17 @@ fn check(config: &Config, src: &str) -> Vec<(Range<usize>, String)> {
     let plugins_may_add_formats = !config.plugins.is_empty();
     for (i, repo) in config.repositories.iter().enumerate() {
         let name = repo.name.get_ref();
-        if let Some(first) = config.repositories[..i].iter().find(|r| r.name.get_ref() == name) {
-            problems.push((repo.name.span(), format!("repository name `{name}` is already used on line {}", line_of(first.name.span().start))));
+        if let Some(first) = config.repositories[..i]
+            .iter()
+            .find(|r| r.name.get_ref() == name)
+        {
+            problems.push((
+                repo.name.span(),
+                format!(
+                    "repository name `{name}` is already used on line {}",
+                    line_of(first.name.span().start)
+                ),
+            ));
         }
         if !valid_name(name) {
             problems.push((
@@ -117,7 +139,10 @@ fn check(config: &Config, src: &str) -> Vec<(Range<usize>, String)> {
         if !plugins_may_add_formats && !BUILTIN_FORMATS.contains(&format.as_str()) {
             problems.push((
                 repo.format.span(),
-                format!("unknown format `{format}`: use one of {} or load a plugin", BUILTIN_FORMATS.join(", ")),
+                format!(
+                    "unknown format `{format}`: use one of {} or load a plugin",
+                    BUILTIN_FORMATS.join(", ")
+                ),
             ));
         }
     }
@@ -130,19 +155,30 @@ pub fn valid_name(name: &str) -> bool {
     !bytes.is_empty()
         && bytes.len() <= 64
         && bytes[0].is_ascii_alphanumeric()
-        && bytes.iter().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(b))
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(b))
 }
 
 /// Replaces every line the span touches with spaces, keeping newlines (and so every offset) in place. A span on a
 /// table header (a missing key) blanks the whole table, so its keys do not fall into the table above.
 /// Returns false when there was nothing left to blank, which ends the retry loop.
 fn blank_lines(text: &mut [u8], span: Range<usize>) -> bool {
-    let start = text[..span.start.min(text.len())].iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    let start = text[..span.start.min(text.len())]
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |i| i + 1);
     let end_from = span.end.max(span.start + 1).min(text.len());
-    let mut end = text[end_from..].iter().position(|&b| b == b'\n').map_or(text.len(), |i| end_from + i);
+    let mut end = text[end_from..]
+        .iter()
+        .position(|&b| b == b'\n')
+        .map_or(text.len(), |i| end_from + i);
     if text[start..].trim_ascii_start().starts_with(b"[") {
         while end < text.len() && !text[end + 1..].trim_ascii_start().starts_with(b"[") {
-            end = text[end + 1..].iter().position(|&b| b == b'\n').map_or(text.len(), |i| end + 1 + i);
+            end = text[end + 1..]
+                .iter()
+                .position(|&b| b == b'\n')
+                .map_or(text.len(), |i| end + 1 + i);
         }
     }
     let mut changed = false;
@@ -161,7 +197,13 @@ fn locate(file: &str, src: &str, offset: usize, message: String) -> Problem {
     let line = before.matches('\n').count() + 1;
     let line_start = before.rfind('\n').map_or(0, |i| i + 1);
     let column = src[line_start..offset].chars().count() + 1;
-    Problem { file: file.to_string(), line, column, key: key_at(src, line_start), message }
+    Problem {
+        file: file.to_string(),
+        line,
+        column,
+        key: key_at(src, line_start),
+        message,
+    }
 }
 
 /// The dotted key of the line starting at `line_start`: the nearest table header above it, plus the key on it.
@@ -184,7 +226,12 @@ fn key_at(src: &str, line_start: usize) -> String {
     if !table.is_empty() && line.starts_with('[') {
         return table_path(&table, index);
     }
-    let key = line.split('=').next().unwrap_or("").trim().trim_matches('"');
+    let key = line
+        .split('=')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .trim_matches('"');
     match (table.as_str(), key) {
         ("", "") => "(top level)".to_string(),
         ("", key) => key.to_string(),

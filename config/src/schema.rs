@@ -114,7 +114,10 @@ pub struct Auth {
 
 impl Default for Auth {
     fn default() -> Self {
-        Auth { anonymous_read: true, credential_cache: Duration::secs(60) }
+        Auth {
+            anonymous_read: true,
+            credential_cache: Duration::secs(60),
+        }
     }
 }
 
@@ -165,10 +168,15 @@ fn http_url<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D:
     if url.starts_with("http://") || url.starts_with("https://") {
         Ok(Some(url.trim_end_matches('/').to_string()))
     } else {
-        Err(serde::de::Error::custom(format!("`{url}` must start with http:// or https://")))
+        Err(serde::de::Error::custom(format!(
+            "`{url}` must start with http:// or https://"
+        )))
     }
 }
 
 fn default_repositories() -> Vec<Repository> {
-    BUILTIN_FORMATS.iter().map(|f| Repository::hosted(f, f)).collect()
+    BUILTIN_FORMATS
+        .iter()
+        .map(|f| Repository::hosted(f, f))
+        .collect()
 }

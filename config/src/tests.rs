@@ -6,8 +6,15 @@ use super::*;
 fn no_file_content_gives_the_defaults() {
     let config = parse("empty.toml", "").unwrap();
     assert_eq!(config.server.listen.to_string(), "127.0.0.1:8080");
-    assert_eq!(config.storage.data_dir, std::path::PathBuf::from("./wharf-data"));
-    let names: Vec<_> = config.repositories.iter().map(|r| r.name.get_ref().as_str()).collect();
+    assert_eq!(
+        config.storage.data_dir,
+        std::path::PathBuf::from("./wharf-data")
+    );
+    let names: Vec<_> = config
+        .repositories
+        .iter()
+        .map(|r| r.name.get_ref().as_str())
+        .collect();
     assert_eq!(names, BUILTIN_FORMATS);
     assert!(config.auth.anonymous_read);
 }
@@ -40,7 +47,10 @@ url = "https://upstream.example.test/"
 "#;
     let config = parse("wharf.toml", src).unwrap();
     assert_eq!(config.server.listen.port(), 9000);
-    assert_eq!(config.server.public_url.as_deref(), Some("https://wharf.example.test"));
+    assert_eq!(
+        config.server.public_url.as_deref(),
+        Some("https://wharf.example.test")
+    );
     assert_eq!(config.server.max_upload, ByteSize::gib(2));
     assert_eq!(config.server.max_document, ByteSize::mib(1));
     assert_eq!(config.storage.gc_grace, Duration::secs(7200));
@@ -66,11 +76,34 @@ format = "npm"
 "#;
     let problems = parse("bad.toml", src).unwrap_err();
     let lines: Vec<_> = problems.iter().map(|p| (p.line, p.key.as_str())).collect();
-    assert_eq!(lines, [(3, "server.max_upload"), (4, "server.colour"), (11, "repository[1].name")], "{problems:#?}");
-    assert!(problems[0].message.contains("unknown size unit `GiBs`"), "{}", problems[0]);
-    assert!(problems[1].message.contains("unknown field `colour`"), "{}", problems[1]);
-    assert!(problems[2].message.contains("already used on line 7"), "{}", problems[2]);
-    assert_eq!(problems[0].to_string().split(": ").next(), Some("bad.toml:3:14"));
+    assert_eq!(
+        lines,
+        [
+            (3, "server.max_upload"),
+            (4, "server.colour"),
+            (11, "repository[1].name")
+        ],
+        "{problems:#?}"
+    );
+    assert!(
+        problems[0].message.contains("unknown size unit `GiBs`"),
+        "{}",
+        problems[0]
+    );
+    assert!(
+        problems[1].message.contains("unknown field `colour`"),
+        "{}",
+        problems[1]
+    );
+    assert!(
+        problems[2].message.contains("already used on line 7"),
+        "{}",
+        problems[2]
+    );
+    assert_eq!(
+        problems[0].to_string().split(": ").next(),
+        Some("bad.toml:3:14")
+    );
 }
 
 #[test]
@@ -92,9 +125,24 @@ anonymous_read = "yes"
     let keys: Vec<_> = problems.iter().map(|p| p.key.as_str()).collect();
     assert!(keys.contains(&"storage.gc_grace"), "{problems:#?}");
     assert!(keys.contains(&"auth.anonymous_read"), "{problems:#?}");
-    assert!(problems.iter().any(|p| p.message.contains("missing field `name`")), "{problems:#?}");
-    assert!(problems.iter().any(|p| p.message.contains("must be 1-64 characters")), "{problems:#?}");
-    assert!(problems.iter().any(|p| p.message.contains("unknown format `tarballs`")), "{problems:#?}");
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.message.contains("missing field `name`")),
+        "{problems:#?}"
+    );
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.message.contains("must be 1-64 characters")),
+        "{problems:#?}"
+    );
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.message.contains("unknown format `tarballs`")),
+        "{problems:#?}"
+    );
 }
 
 #[test]

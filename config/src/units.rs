@@ -54,9 +54,14 @@ impl std::str::FromStr for ByteSize {
 
 impl fmt::Display for ByteSize {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        const UNITS: [(&str, u64); 4] = [("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)];
+        const UNITS: [(&str, u64); 4] = [
+            ("TiB", 1 << 40),
+            ("GiB", 1 << 30),
+            ("MiB", 1 << 20),
+            ("KiB", 1 << 10),
+        ];
         for (name, scale) in UNITS {
-            if self.0 >= scale && self.0 % scale == 0 {
+            if self.0 >= scale && self.0.is_multiple_of(scale) {
                 return write!(f, "{}{name}", self.0 / scale);
             }
         }
@@ -88,7 +93,11 @@ impl std::str::FromStr for Duration {
             "m" => 60,
             "h" => 3600,
             "d" => 86_400,
-            other => return Err(format!("unknown duration unit `{other}` in `{s}`: use ms, s, m, h or d")),
+            other => {
+                return Err(format!(
+                    "unknown duration unit `{other}` in `{s}`: use ms, s, m, h or d"
+                ));
+            }
         };
         number
             .checked_mul(scale)
@@ -108,7 +117,9 @@ fn split_number(s: &str) -> Result<(u64, &str), String> {
     if digits == 0 {
         return Err(format!("`{s}` does not start with a number"));
     }
-    let number = s[..digits].parse().map_err(|_| format!("`{s}` is too large"))?;
+    let number = s[..digits]
+        .parse()
+        .map_err(|_| format!("`{s}` is too large"))?;
     Ok((number, &s[digits..]))
 }
 
@@ -149,10 +160,23 @@ mod tests {
 
     #[test]
     fn sizes() {
-        for (text, bytes) in [("512", 512), ("64MiB", 64 << 20), ("1GB", 1_000_000_000), ("2KiB", 2048), ("7B", 7)] {
+        for (text, bytes) in [
+            ("512", 512),
+            ("64MiB", 64 << 20),
+            ("1GB", 1_000_000_000),
+            ("2KiB", 2048),
+            ("7B", 7),
+        ] {
             assert_eq!(text.parse::<ByteSize>(), Ok(ByteSize(bytes)), "{text}");
         }
-        for bad in ["", "MiB", "12 MiB", "3XB", "99999999999999999999", "20000000TiB"] {
+        for bad in [
+            "",
+            "MiB",
+            "12 MiB",
+            "3XB",
+            "99999999999999999999",
+            "20000000TiB",
+        ] {
             assert!(bad.parse::<ByteSize>().is_err(), "{bad}");
         }
         assert_eq!(ByteSize::mib(64).to_string(), "64MiB");
@@ -161,10 +185,19 @@ mod tests {
 
     #[test]
     fn durations() {
-        for (text, secs) in [("30s", 30), ("15m", 900), ("24h", 86_400), ("7d", 604_800), ("5", 5)] {
+        for (text, secs) in [
+            ("30s", 30),
+            ("15m", 900),
+            ("24h", 86_400),
+            ("7d", 604_800),
+            ("5", 5),
+        ] {
             assert_eq!(text.parse::<Duration>(), Ok(Duration::secs(secs)), "{text}");
         }
-        assert_eq!("250ms".parse::<Duration>(), Ok(Duration(StdDuration::from_millis(250))));
+        assert_eq!(
+            "250ms".parse::<Duration>(),
+            Ok(Duration(StdDuration::from_millis(250)))
+        );
         for bad in ["", "d", "3w", "1.5h"] {
             assert!(bad.parse::<Duration>().is_err(), "{bad}");
         }

@@ -36,22 +36,38 @@ pub struct Auth {
 
 impl Auth {
     pub fn new(store: Store, ttl: Duration) -> Self {
-        Auth { store, ttl, verified: Mutex::new(HashMap::new()) }
+        Auth {
+            store,
+            ttl,
+            verified: Mutex::new(HashMap::new()),
+        }
     }
 
     /// `Ok(None)` for a request without credentials; an error for credentials that are present but wrong.
-    pub async fn authenticate(&self, authorization: Option<&str>) -> Result<Option<Principal>, Error> {
-        let Some(value) = authorization else { return Ok(None) };
+    pub async fn authenticate(
+        &self,
+        authorization: Option<&str>,
+    ) -> Result<Option<Principal>, Error> {
+        let Some(value) = authorization else {
+            return Ok(None);
+        };
         let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
         if scheme.eq_ignore_ascii_case("bearer") {
             return self.by_token(rest.trim()).map(Some);
         }
         if !scheme.eq_ignore_ascii_case("basic") {
-            return Err(Error::Unauthorized("unsupported authorization scheme".into()));
+            return Err(Error::Unauthorized(
+                "unsupported authorization scheme".into(),
+            ));
         }
-        let decoded = STANDARD.decode(rest.trim()).map_err(|_| Error::Unauthorized("malformed Basic credentials".into()))?;
-        let text = String::from_utf8(decoded).map_err(|_| Error::Unauthorized("malformed Basic credentials".into()))?;
-        let (user, secret) = text.split_once(':').ok_or_else(|| Error::Unauthorized("malformed Basic credentials".into()))?;
+        let decoded = STANDARD
+            .decode(rest.trim())
+            .map_err(|_| Error::Unauthorized("malformed Basic credentials".into()))?;
+        let text = String::from_utf8(decoded)
+            .map_err(|_| Error::Unauthorized("malformed Basic credentials".into()))?;
+        let (user, secret) = text
+            .split_once(':')
+            .ok_or_else(|| Error::Unauthorized("malformed Basic credentials".into()))?;
         if secret.starts_with(TOKEN_PREFIX) {
             // Any user name works with a token (`__token__` for twine, the owner's name for docker login).
             return self.by_token(secret).map(Some);
@@ -61,18 +77,34 @@ impl Auth {
 
     fn by_token(&self, secret: &str) -> Result<Principal, Error> {
         let hash = token_hash(secret);
-        let token = self.store.meta().token(&hash)?.ok_or_else(|| Error::Unauthorized("unknown or revoked token".into()))?;
+        let token = self
+            .store
+            .meta()
+            .token(&hash)?
+            .ok_or_else(|| Error::Unauthorized("unknown or revoked token".into()))?;
         // The lookup found the record by this hash; comparing again in constant time keeps the check independent of
         // how the index compares keys.
         if !bool::from(hash.as_bytes().ct_eq(token_hash(secret).as_bytes())) {
             return Err(Error::Unauthorized("unknown or revoked token".into()));
         }
-        let user = self.store.meta().user(&token.user)?.ok_or_else(|| Error::Unauthorized("token owner no longer exists".into()))?;
-        Ok(Principal { name: user.name, admin: user.admin })
+        let user = self
+            .store
+            .meta()
+            .user(&token.user)?
+            .ok_or_else(|| Error::Unauthorized("token owner no longer exists".into()))?;
+        Ok(Principal {
+            name: user.name,
+            admin: user.admin,
+        })
     }
 
     async fn by_password(&self, name: &str, password: &str) -> Result<Principal, Error> {
-        let key: [u8; 32] = Sha256::new().chain_update(name).chain_update([0]).chain_update(password).finalize().into();
+        let key: [u8; 32] = Sha256::new()
+            .chain_update(name)
+            .chain_update([0])
+            .chain_update(password)
+            .finalize()
+            .into();
         if let Some((principal, at)) = self.verified.lock().expect("auth cache").get(&key)
             && at.elapsed() < self.ttl
         {
@@ -81,12 +113,20 @@ impl Auth {
         let denied = || Error::Unauthorized("invalid user name or password".into());
         let user = self.store.meta().user(name)?;
         let (hash, principal) = match &user {
-            Some(u) => (u.password_hash.clone(), Some(Principal { name: u.name.clone(), admin: u.admin })),
+            Some(u) => (
+                u.password_hash.clone(),
+                Some(Principal {
+                    name: u.name.clone(),
+                    admin: u.admin,
+                }),
+            ),
             // Verify against a fixed hash anyway, so an unknown user takes as long as a wrong password.
             None => (dummy_hash().to_string(), None),
         };
         let password = password.to_string();
-        let ok = tokio::task::spawn_blocking(move || verify_password(&password, &hash)).await.unwrap_or(false);
+        let ok = tokio::task::spawn_blocking(move || verify_password(&password, &hash))
+            .await
+            .unwrap_or(false);
         let principal = principal.filter(|_| ok).ok_or_else(denied)?;
         if !self.ttl.is_zero() {
             let mut cache = self.verified.lock().expect("auth cache");
@@ -118,11 +158,18 @@ pub fn hash_password(password: &str) -> String {
     let mut salt = [0u8; 16];
     getrandom::fill(&mut salt).expect("the OS random source works");
     let salt = SaltString::encode_b64(&salt).expect("16 bytes make a valid salt");
-    argon2::Argon2::default().hash_password(password.as_bytes(), &salt).expect("argon2 hashes").to_string()
+    argon2::Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .expect("argon2 hashes")
+        .to_string()
 }
 
 fn verify_password(password: &str, hash: &str) -> bool {
-    PasswordHash::new(hash).is_ok_and(|parsed| argon2::Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
+    PasswordHash::new(hash).is_ok_and(|parsed| {
+        argon2::Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok()
+    })
 }
 
 fn dummy_hash() -> &'static str {
@@ -140,24 +187,50 @@ pub fn random_secret(bytes: usize) -> String {
 /// Writes that add a user; fails in the transaction when the name is taken.
 pub fn new_user(name: &str, password: &str, admin: bool) -> Result<Write, Error> {
     if !valid_user_name(name) {
-        return Err(Error::Invalid(format!("user name `{name}` must be 1-64 characters of a-z, A-Z, 0-9, `.`, `_`, `-`")));
+        return Err(Error::Invalid(format!(
+            "user name `{name}` must be 1-64 characters of a-z, A-Z, 0-9, `.`, `_`, `-`"
+        )));
     }
     if password.len() < 8 {
-        return Err(Error::Invalid("a password needs at least 8 characters".into()));
+        return Err(Error::Invalid(
+            "a password needs at least 8 characters".into(),
+        ));
     }
-    let user = User { name: name.into(), password_hash: hash_password(password), admin, created: now() };
-    Ok(Write::PutUser { user, replace: false })
+    let user = User {
+        name: name.into(),
+        password_hash: hash_password(password),
+        admin,
+        created: now(),
+    };
+    Ok(Write::PutUser {
+        user,
+        replace: false,
+    })
 }
 
 pub fn valid_user_name(name: &str) -> bool {
-    (1..=64).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
 }
 
 /// A new API token for `user`: the secret (shown once) and the write that stores its hash.
 pub fn new_token(user: &str, name: &str) -> (String, Write) {
     let secret = format!("{TOKEN_PREFIX}{}", random_secret(32));
-    let token = Token { id: wharf_storage::random_id()[..12].to_string(), user: user.into(), name: name.into(), created: now() };
-    (secret.clone(), Write::PutToken { hash: token_hash(&secret), token })
+    let token = Token {
+        id: wharf_storage::random_id()[..12].to_string(),
+        user: user.into(),
+        name: name.into(),
+        created: now(),
+    };
+    (
+        secret.clone(),
+        Write::PutToken {
+            hash: token_hash(&secret),
+            token,
+        },
+    )
 }
 
 #[cfg(test)]
@@ -168,20 +241,55 @@ mod tests {
     async fn passwords_tokens_and_the_cache() {
         let dir = tempfile::tempdir().unwrap();
         let (store, _) = Store::open(wharf_storage::Options::new(dir.path())).unwrap();
-        store.apply(&[new_user("alice", "correct horse", false).unwrap()], &[]).await.unwrap();
+        store
+            .apply(&[new_user("alice", "correct horse", false).unwrap()], &[])
+            .await
+            .unwrap();
         let (secret, write) = new_token("alice", "ci");
         store.apply(&[write], &[]).await.unwrap();
         let auth = Auth::new(store.clone(), Duration::from_secs(60));
         let basic = |u: &str, p: &str| format!("Basic {}", STANDARD.encode(format!("{u}:{p}")));
-        let alice = Some(Principal { name: "alice".into(), admin: false });
+        let alice = Some(Principal {
+            name: "alice".into(),
+            admin: false,
+        });
 
         assert_eq!(auth.authenticate(None).await.unwrap(), None);
-        assert_eq!(auth.authenticate(Some(&basic("alice", "correct horse"))).await.unwrap(), alice);
-        assert_eq!(auth.authenticate(Some(&basic("alice", "correct horse"))).await.unwrap(), alice, "cached");
-        assert!(auth.authenticate(Some(&basic("alice", "wrong horse"))).await.is_err());
-        assert!(auth.authenticate(Some(&basic("mallory", "correct horse"))).await.is_err());
-        assert_eq!(auth.authenticate(Some(&basic("__token__", &secret))).await.unwrap(), alice);
-        assert_eq!(auth.authenticate(Some(&format!("Bearer {secret}"))).await.unwrap(), alice);
+        assert_eq!(
+            auth.authenticate(Some(&basic("alice", "correct horse")))
+                .await
+                .unwrap(),
+            alice
+        );
+        assert_eq!(
+            auth.authenticate(Some(&basic("alice", "correct horse")))
+                .await
+                .unwrap(),
+            alice,
+            "cached"
+        );
+        assert!(
+            auth.authenticate(Some(&basic("alice", "wrong horse")))
+                .await
+                .is_err()
+        );
+        assert!(
+            auth.authenticate(Some(&basic("mallory", "correct horse")))
+                .await
+                .is_err()
+        );
+        assert_eq!(
+            auth.authenticate(Some(&basic("__token__", &secret)))
+                .await
+                .unwrap(),
+            alice
+        );
+        assert_eq!(
+            auth.authenticate(Some(&format!("Bearer {secret}")))
+                .await
+                .unwrap(),
+            alice
+        );
         assert!(auth.authenticate(Some("Bearer wharf_nope")).await.is_err());
         assert!(auth.authenticate(Some("Basic !!!")).await.is_err());
         assert!(auth.authenticate(Some("Digest x")).await.is_err());

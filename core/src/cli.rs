@@ -18,7 +18,11 @@ use crate::error::{Error, Result};
 use crate::observe::{LogFormat, init_logging};
 
 #[derive(Parser)]
-#[command(name = "wharf", version, about = "One artifact repository for every package format")]
+#[command(
+    name = "wharf",
+    version,
+    about = "One artifact repository for every package format"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -111,7 +115,9 @@ pub fn main() -> ExitCode {
     let result = actix_web::rt::System::new().block_on(async move {
         match cli.command {
             Command::Serve(args) => serve(args).await,
-            Command::CheckConfig { file } => wharf_config::load(&file).map(|_| println!("{}: ok", file.display())).map_err(Error::from),
+            Command::CheckConfig { file } => wharf_config::load(&file)
+                .map(|_| println!("{}: ok", file.display()))
+                .map_err(Error::from),
             Command::Scrub(args) => scrub(&args),
             Command::User { command } => user(command).await,
             Command::Token { command } => token(command).await,
@@ -149,22 +155,38 @@ async fn serve(args: ServeArgs) -> Result<()> {
     init_logging(args.log_format);
     let addr = config.server.listen;
     let opened = crate::App::open(config).await?;
-    let listener = std::net::TcpListener::bind(addr).map_err(|source| Error::Bind { addr: addr.to_string(), source })?;
-    let local = listener.local_addr().map_err(|e| Error::io("cannot read the listening address", e))?;
+    let listener = std::net::TcpListener::bind(addr).map_err(|source| Error::Bind {
+        addr: addr.to_string(),
+        source,
+    })?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| Error::io("cannot read the listening address", e))?;
     if let Some(password) = &opened.admin_password {
         println!(
             "Created user `admin` with password {password} (also in {}; change it with `wharf user passwd admin`)",
-            opened.app.store.data_dir().join("initial-admin-password").display()
+            opened
+                .app
+                .store
+                .data_dir()
+                .join("initial-admin-password")
+                .display()
         );
     }
     let r = &opened.reconciled;
     if r.temp_files_removed + r.sessions_expired > 0 {
-        tracing::info!(temp_files = r.temp_files_removed, sessions = r.sessions_expired, "removed abandoned uploads");
+        tracing::info!(
+            temp_files = r.temp_files_removed,
+            sessions = r.sessions_expired,
+            "removed abandoned uploads"
+        );
     }
     let app = Arc::new(opened.app);
     reconcile_in_background(app.store.clone());
     tracing::info!(data = %app.store.data_dir().display(), "listening on http://{local}");
-    crate::run(listener, app, crate::server::signals()).await.map_err(|e| Error::io("server failed", e))
+    crate::run(listener, app, crate::server::signals())
+        .await
+        .map_err(|e| Error::io("server failed", e))
 }
 
 /// Compares the blob files with the index off the request path; what it finds goes to the log.
@@ -175,7 +197,10 @@ fn reconcile_in_background(store: Store) {
                 tracing::error!(%digest, "blob is indexed but its file is missing");
             }
             if report.orphans_queued > 0 {
-                tracing::info!(count = report.orphans_queued, "unreferenced blobs queued for garbage collection");
+                tracing::info!(
+                    count = report.orphans_queued,
+                    "unreferenced blobs queued for garbage collection"
+                );
             }
         }
         Err(e) => tracing::error!(error = %e, "reconciliation failed"),
@@ -190,7 +215,10 @@ fn open_store(args: &StoreArgs) -> Result<Store> {
         upload_max_age: config.storage.upload_max_age.get(),
     };
     if !config.storage.data_dir.join("meta").exists() {
-        return Err(Error::Invalid(format!("no Wharf data in {}", config.storage.data_dir.display())));
+        return Err(Error::Invalid(format!(
+            "no Wharf data in {}",
+            config.storage.data_dir.display()
+        )));
     }
     Ok(Store::open(options)?.0)
 }
@@ -204,7 +232,13 @@ fn scrub(args: &StoreArgs) -> Result<()> {
     for (expected, actual) in &report.mismatched {
         println!("mismatch {expected} (file hashes to {actual})");
     }
-    println!("{} blobs checked, {} bytes verified, {} missing, {} mismatched", report.checked, report.bytes, report.missing.len(), report.mismatched.len());
+    println!(
+        "{} blobs checked, {} bytes verified, {} missing, {} mismatched",
+        report.checked,
+        report.bytes,
+        report.missing.len(),
+        report.mismatched.len()
+    );
     if report.missing.is_empty() && report.mismatched.is_empty() {
         Ok(())
     } else {
@@ -214,12 +248,20 @@ fn scrub(args: &StoreArgs) -> Result<()> {
 
 fn read_password() -> Result<String> {
     let mut line = String::new();
-    std::io::stdin().lock().read_line(&mut line).map_err(|e| Error::io("cannot read the password from standard input", e))?;
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .map_err(|e| Error::io("cannot read the password from standard input", e))?;
     Ok(line.trim_end_matches(['\r', '\n']).to_string())
 }
 
 fn audit(action: &str, target: &str) -> AuditEvent {
-    AuditEvent { time: 0, principal: "cli".into(), action: action.into(), target: target.into() }
+    AuditEvent {
+        time: 0,
+        principal: "cli".into(),
+        action: action.into(),
+        target: target.into(),
+    }
 }
 
 async fn user(command: UserCommand) -> Result<()> {
@@ -227,21 +269,45 @@ async fn user(command: UserCommand) -> Result<()> {
         UserCommand::Add { name, admin, store } => {
             let store = open_store(&store)?;
             let password = read_password()?;
-            store.apply(&[crate::auth::new_user(&name, &password, admin)?], &[audit("user-add", &name)]).await?;
+            store
+                .apply(
+                    &[crate::auth::new_user(&name, &password, admin)?],
+                    &[audit("user-add", &name)],
+                )
+                .await?;
             println!("added user {name}");
         }
         UserCommand::List(args) => {
             for user in open_store(&args)?.meta().users()? {
-                println!("{}\t{}", user.name, if user.admin { "admin" } else { "user" });
+                println!(
+                    "{}\t{}",
+                    user.name,
+                    if user.admin { "admin" } else { "user" }
+                );
             }
         }
         UserCommand::Passwd { name, store } => {
             let store = open_store(&store)?;
-            let mut user = store.meta().user(&name)?.ok_or_else(|| Error::Invalid(format!("no user named {name}")))?;
+            let mut user = store
+                .meta()
+                .user(&name)?
+                .ok_or_else(|| Error::Invalid(format!("no user named {name}")))?;
             let password = read_password()?;
-            let Write::PutUser { user: fresh, .. } = crate::auth::new_user(&name, &password, user.admin)? else { unreachable!() };
+            let Write::PutUser { user: fresh, .. } =
+                crate::auth::new_user(&name, &password, user.admin)?
+            else {
+                unreachable!()
+            };
             user.password_hash = fresh.password_hash;
-            store.apply(&[Write::PutUser { user, replace: true }], &[audit("user-passwd", &name)]).await?;
+            store
+                .apply(
+                    &[Write::PutUser {
+                        user,
+                        replace: true,
+                    }],
+                    &[audit("user-passwd", &name)],
+                )
+                .await?;
             println!("password of {name} changed");
         }
     }
@@ -252,14 +318,22 @@ async fn token(command: TokenCommand) -> Result<()> {
     match command {
         TokenCommand::Create { user, name, store } => {
             let store = open_store(&store)?;
-            store.meta().user(&user)?.ok_or_else(|| Error::Invalid(format!("no user named {user}")))?;
+            store
+                .meta()
+                .user(&user)?
+                .ok_or_else(|| Error::Invalid(format!("no user named {user}")))?;
             let (secret, write) = crate::auth::new_token(&user, &name);
-            store.apply(&[write], &[audit("token-create", &user)]).await?;
+            store
+                .apply(&[write], &[audit("token-create", &user)])
+                .await?;
             println!("{secret}");
         }
         TokenCommand::List(args) => {
             for (_, token) in open_store(&args)?.meta().tokens()? {
-                println!("{}\t{}\t{}\t{}", token.id, token.user, token.name, token.created);
+                println!(
+                    "{}\t{}\t{}\t{}",
+                    token.id, token.user, token.name, token.created
+                );
             }
         }
         TokenCommand::Revoke { id, store } => {
@@ -270,10 +344,14 @@ async fn token(command: TokenCommand) -> Result<()> {
                 .into_iter()
                 .find(|(_, t)| t.id == id)
                 .ok_or_else(|| Error::Invalid(format!("no token with id {id}")))?;
-            store.apply(&[Write::DeleteToken { hash }], &[audit("token-revoke", &token.user)]).await?;
+            store
+                .apply(
+                    &[Write::DeleteToken { hash }],
+                    &[audit("token-revoke", &token.user)],
+                )
+                .await?;
             println!("revoked token {id} of {}", token.user);
         }
     }
     Ok(())
 }
-

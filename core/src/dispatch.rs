@@ -42,12 +42,21 @@ pub async fn repository(
     dispatch(&app, &req, payload, &repo, &tail).await
 }
 
-pub async fn dispatch(app: &App, req: &HttpRequest, payload: web::Payload, name: &str, tail: &str) -> HttpResponse {
+pub async fn dispatch(
+    app: &App,
+    req: &HttpRequest,
+    payload: web::Payload,
+    name: &str,
+    tail: &str,
+) -> HttpResponse {
     let Some(repo) = app.repos.get(name) else {
         let body = serde_json::json!({ "errors": [{ "status": 404, "message": format!("no repository named `{name}`") }] });
         return HttpResponse::NotFound().json(body);
     };
-    req.extensions_mut().insert(Labels { repository: repo.name.clone(), format: repo.format.name().to_string() });
+    req.extensions_mut().insert(Labels {
+        repository: repo.name.clone(),
+        format: repo.format.name().to_string(),
+    });
     match carry_out(app, req, payload, repo, tail).await {
         Ok(response) => response,
         Err(problem) => {
@@ -66,12 +75,25 @@ pub async fn dispatch(app: &App, req: &HttpRequest, payload: web::Payload, name:
     }
 }
 
-async fn carry_out(app: &App, req: &HttpRequest, payload: web::Payload, repo: &Repo, tail: &str) -> Result<HttpResponse, Problem> {
+async fn carry_out(
+    app: &App,
+    req: &HttpRequest,
+    payload: web::Payload,
+    repo: &Repo,
+    tail: &str,
+) -> Result<HttpResponse, Problem> {
     let format = repo.format.as_ref();
     let mut head = request_head(app, req, &repo.name, tail);
     let access = format.classify(&head)?;
-    let authorization = req.headers().get("authorization").and_then(|v| v.to_str().ok());
-    let principal = app.auth.authenticate(authorization).await.map_err(problem)?;
+    let authorization = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok());
+    let principal = app
+        .auth
+        .authenticate(authorization)
+        .await
+        .map_err(problem)?;
     authorize(app, principal.as_ref(), access)?;
     head.principal = principal.map(|p| p.name);
     let ctx = Context {
@@ -81,13 +103,24 @@ async fn carry_out(app: &App, req: &HttpRequest, payload: web::Payload, repo: &R
     };
     match format.handle(&ctx, &head)? {
         Plan::Respond(response) => Ok(to_http(response)),
-        Plan::Redirect(location) => Ok(HttpResponse::TemporaryRedirect().insert_header(("location", location)).finish()),
-        Plan::Serve { digest, status, headers } => {
-            let (response, sent) = crate::serve::blob(req, &app.store, digest, status, &headers).await?;
+        Plan::Redirect(location) => Ok(HttpResponse::TemporaryRedirect()
+            .insert_header(("location", location))
+            .finish()),
+        Plan::Serve {
+            digest,
+            status,
+            headers,
+        } => {
+            let (response, sent) =
+                crate::serve::blob(req, &app.store, digest, status, &headers).await?;
             crate::observe::bytes_sent(&repo.name, format.name(), sent);
             Ok(response)
         }
-        Plan::Ingest { expected, max_size, want } => {
+        Plan::Ingest {
+            expected,
+            max_size,
+            want,
+        } => {
             let limit = max_size.min(ctx.max_upload);
             check_length(&head, limit)?;
             let mut ingest = app.store.begin(want, limit, expected)?;
@@ -153,7 +186,10 @@ async fn read_body(mut payload: web::Payload, limit: u64) -> Result<Vec<u8>, Pro
 }
 
 fn body_problem(e: actix_web::error::PayloadError) -> Problem {
-    Problem { detail: Some(e.to_string()), ..Problem::bad_request("the request body could not be read to its end") }
+    Problem {
+        detail: Some(e.to_string()),
+        ..Problem::bad_request("the request body could not be read to its end")
+    }
 }
 
 fn problem(e: Error) -> Problem {
@@ -176,16 +212,23 @@ fn request_head(app: &App, req: &HttpRequest, repo: &str, tail: &str) -> Request
     RequestHead {
         method: req.method().as_str().to_string(),
         path: tail.to_string(),
-        query: Some(req.query_string()).filter(|q| !q.is_empty()).map(str::to_string),
+        query: Some(req.query_string())
+            .filter(|q| !q.is_empty())
+            .map(str::to_string),
         headers: req
             .headers()
             .iter()
             .filter(|(name, _)| *name != actix_web::http::header::AUTHORIZATION)
-            .filter_map(|(name, value)| Some((name.as_str().to_string(), value.to_str().ok()?.to_string())))
+            .filter_map(|(name, value)| {
+                Some((name.as_str().to_string(), value.to_str().ok()?.to_string()))
+            })
             .collect(),
         repository: repo.to_string(),
         principal: None,
-        content_length: req.headers().get("content-length").and_then(|v| v.to_str().ok()?.parse().ok()),
+        content_length: req
+            .headers()
+            .get("content-length")
+            .and_then(|v| v.to_str().ok()?.parse().ok()),
         base_url: format!("{base}/repository/{repo}"),
     }
 }

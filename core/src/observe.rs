@@ -34,14 +34,19 @@ pub enum LogFormat {
 pub fn init_logging(format: LogFormat) {
     use std::io::IsTerminal;
     // sled logs its own view of a damaged store before returning the error we report in one line.
-    let filter = tracing_subscriber::EnvFilter::try_from_env("WHARF_LOG").unwrap_or_else(|_| "info,sled=off".into());
+    let filter = tracing_subscriber::EnvFilter::try_from_env("WHARF_LOG")
+        .unwrap_or_else(|_| "info,sled=off".into());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal());
     let _ = match format {
         LogFormat::Human => builder.try_init(),
-        LogFormat::Json => builder.json().with_current_span(true).with_span_list(false).try_init(),
+        LogFormat::Json => builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .try_init(),
     };
 }
 
@@ -52,7 +57,10 @@ pub fn metrics() -> &'static PrometheusHandle {
         let recorder = PrometheusBuilder::new()
             .set_buckets_for_metric(
                 Matcher::Full("wharf_http_request_duration_seconds".into()),
-                &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0],
+                &[
+                    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+                    30.0,
+                ],
             )
             .expect("bucket list is not empty")
             .build_recorder();
@@ -67,7 +75,9 @@ pub async fn render_metrics(app: web::Data<App>) -> HttpResponse {
         metrics::gauge!("wharf_blobs").set(count as f64);
         metrics::gauge!("wharf_blob_bytes").set(bytes as f64);
     }
-    HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(metrics().render())
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(metrics().render())
 }
 
 pub fn bytes_received(repository: &str, format: &str, bytes: u64) {
@@ -80,27 +90,41 @@ pub fn bytes_sent(repository: &str, format: &str, bytes: u64) {
         .increment(bytes);
 }
 
-pub async fn middleware(req: ServiceRequest, next: Next<impl MessageBody>) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+pub async fn middleware(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let id = req
         .headers()
         .get("x-request-id")
         .and_then(|v| v.to_str().ok())
-        .filter(|v| (1..=64).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
-        .map_or_else(|| wharf_storage::random_id()[..16].to_string(), str::to_string);
+        .filter(|v| {
+            (1..=64).contains(&v.len())
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+        .map_or_else(
+            || wharf_storage::random_id()[..16].to_string(),
+            str::to_string,
+        );
     let span = tracing::info_span!("request", id = %id, method = %req.method(), path = %req.path());
     let started = Instant::now();
     let mut response = next.call(req).instrument(span.clone()).await?;
     let elapsed = started.elapsed();
     let status = response.status().as_u16();
     let labels = response.request().extensions().get::<Labels>().cloned();
-    let (repository, format) = labels.map_or(("".to_string(), "".to_string()), |l| (l.repository, l.format));
+    let (repository, format) = labels.map_or(("".to_string(), "".to_string()), |l| {
+        (l.repository, l.format)
+    });
     metrics::counter!("wharf_http_requests_total", "repository" => repository.clone(), "format" => format.clone(), "status" => status.to_string())
         .increment(1);
     metrics::histogram!("wharf_http_request_duration_seconds", "repository" => repository, "format" => format)
         .record(elapsed.as_secs_f64());
     span.in_scope(|| tracing::info!(status, ms = elapsed.as_millis() as u64, "done"));
     if let Ok(value) = HeaderValue::from_str(&id) {
-        response.headers_mut().insert(HeaderName::from_static("x-request-id"), value);
+        response
+            .headers_mut()
+            .insert(HeaderName::from_static("x-request-id"), value);
     }
     Ok(response)
 }

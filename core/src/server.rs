@@ -38,8 +38,10 @@ impl App {
     /// admin on an empty store.
     pub async fn open(config: Config) -> Result<Opened> {
         refuse_unsupported(&config)?;
-        let formats: HashMap<String, Arc<dyn wharf_formats::Format>> =
-            wharf_formats::builtin().into_iter().map(|f| (f.name().to_string(), f)).collect();
+        let formats: HashMap<String, Arc<dyn wharf_formats::Format>> = wharf_formats::builtin()
+            .into_iter()
+            .map(|f| (f.name().to_string(), f))
+            .collect();
         let options = Options {
             data_dir: config.storage.data_dir.clone(),
             cache_bytes: config.storage.cache.bytes(),
@@ -58,25 +60,48 @@ impl App {
                     )));
                 }
                 Some(_) => {}
-                None => writes.push(Write::PutRepository(RepositoryRecord { name: name.clone(), format: format.clone(), created: now() })),
+                None => writes.push(Write::PutRepository(RepositoryRecord {
+                    name: name.clone(),
+                    format: format.clone(),
+                    created: now(),
+                })),
             }
             // A format without an implementation yet (docker, npm, ... until their issues land) is configured but
             // not served: its requests get 404 from dispatch rather than a half-working endpoint.
             if let Some(format) = formats.get(&format) {
-                repos.insert(name.clone(), Repo { name, format: format.clone() });
+                repos.insert(
+                    name.clone(),
+                    Repo {
+                        name,
+                        format: format.clone(),
+                    },
+                );
             }
         }
         store.apply(&writes, &[]).await?;
         let admin_password = first_admin(&store).await?;
         let auth = Auth::new(store.clone(), config.auth.credential_cache.get());
-        Ok(Opened { app: App { store, config, repos, auth }, reconciled, admin_password })
+        Ok(Opened {
+            app: App {
+                store,
+                config,
+                repos,
+                auth,
+            },
+            reconciled,
+            admin_password,
+        })
     }
 }
 
 fn refuse_unsupported(config: &Config) -> Result<()> {
     for repo in &config.repositories {
         if repo.kind != Kind::Hosted {
-            let kind = if repo.kind == Kind::Proxy { "proxy" } else { "group" };
+            let kind = if repo.kind == Kind::Proxy {
+                "proxy"
+            } else {
+                "group"
+            };
             return Err(Error::Unsupported(format!(
                 "repository `{}`: kind `{kind}` is not supported yet (only `hosted`)",
                 repo.name.get_ref()
@@ -84,7 +109,10 @@ fn refuse_unsupported(config: &Config) -> Result<()> {
         }
     }
     if let Some(plugin) = config.plugins.first() {
-        return Err(Error::Unsupported(format!("[[plugin]] {}: format plugins are not supported yet", plugin.path.get_ref().display())));
+        return Err(Error::Unsupported(format!(
+            "[[plugin]] {}: format plugins are not supported yet",
+            plugin.path.get_ref().display()
+        )));
     }
     Ok(())
 }
@@ -106,17 +134,30 @@ async fn first_admin(store: &Store) -> Result<Option<String>> {
     file.write_all(format!("{password}\n").as_bytes())
         .and_then(|_| file.sync_all())
         .map_err(|e| Error::io(format!("cannot write {}", path.display()), e))?;
-    let event = AuditEvent { time: 0, principal: "system".into(), action: "user-add".into(), target: "admin".into() };
-    store.apply(&[crate::auth::new_user("admin", &password, true)?], &[event]).await?;
+    let event = AuditEvent {
+        time: 0,
+        principal: "system".into(),
+        action: "user-add".into(),
+        target: "admin".into(),
+    };
+    store
+        .apply(
+            &[crate::auth::new_user("admin", &password, true)?],
+            &[event],
+        )
+        .await?;
     Ok(Some(password))
 }
 
 /// The routes, shared by `run` and the in-process tests.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/healthz", web::get().to(|| async { HttpResponse::Ok().body("ok\n") }))
-        .route("/readyz", web::get().to(readyz))
-        .route("/metrics", web::get().to(observe::render_metrics))
-        .service(web::resource("/repository/{repo}/{tail:.*}").to(dispatch::repository));
+    cfg.route(
+        "/healthz",
+        web::get().to(|| async { HttpResponse::Ok().body("ok\n") }),
+    )
+    .route("/readyz", web::get().to(readyz))
+    .route("/metrics", web::get().to(observe::render_metrics))
+    .service(web::resource("/repository/{repo}/{tail:.*}").to(dispatch::repository));
 }
 
 /// Ready when the store is open and takes writes.
@@ -131,12 +172,19 @@ async fn readyz(app: web::Data<App>) -> HttpResponse {
 }
 
 /// Serves until `shutdown` resolves, then stops accepting and lets in-flight requests finish (up to 30 s).
-pub async fn run(listener: TcpListener, app: Arc<App>, shutdown: impl Future<Output = ()> + 'static) -> std::io::Result<()> {
+pub async fn run(
+    listener: TcpListener,
+    app: Arc<App>,
+    shutdown: impl Future<Output = ()> + 'static,
+) -> std::io::Result<()> {
     observe::metrics();
     let workers = app.config.server.workers;
     let data = web::Data::from(app);
     let mut server = actix_web::HttpServer::new(move || {
-        actix_web::App::new().app_data(data.clone()).wrap(from_fn(observe::middleware)).configure(routes)
+        actix_web::App::new()
+            .app_data(data.clone())
+            .wrap(from_fn(observe::middleware))
+            .configure(routes)
     })
     .disable_signals()
     .shutdown_timeout(30);

@@ -47,32 +47,77 @@ impl Format for Generic {
     fn handle(&self, ctx: &Context<'_>, head: &RequestHead) -> Result<Plan, Problem> {
         match Endpoint::parse(head)? {
             Endpoint::Get(path) => {
-                let asset = ctx.store.meta().asset(&head.repository, &path)?.ok_or_else(|| not_found(&path))?;
-                let blob = ctx.store.blob(&asset.digest)?.ok_or_else(|| not_found(&path))?;
+                let asset = ctx
+                    .store
+                    .meta()
+                    .asset(&head.repository, &path)?
+                    .ok_or_else(|| not_found(&path))?;
+                let blob = ctx
+                    .store
+                    .blob(&asset.digest)?
+                    .ok_or_else(|| not_found(&path))?;
                 let mut headers = vec![
-                    ("content-type".to_string(), asset.content_type.unwrap_or("application/octet-stream".into())),
+                    (
+                        "content-type".to_string(),
+                        asset
+                            .content_type
+                            .unwrap_or("application/octet-stream".into()),
+                    ),
                     ("x-checksum-sha256".to_string(), asset.digest.hex()),
                 ];
-                headers.extend(blob.checksums.sha1.map(|v| ("x-checksum-sha1".to_string(), v)));
-                headers.extend(blob.checksums.md5.map(|v| ("x-checksum-md5".to_string(), v)));
-                Ok(Plan::Serve { digest: asset.digest, status: 200, headers })
+                headers.extend(
+                    blob.checksums
+                        .sha1
+                        .map(|v| ("x-checksum-sha1".to_string(), v)),
+                );
+                headers.extend(
+                    blob.checksums
+                        .md5
+                        .map(|v| ("x-checksum-md5".to_string(), v)),
+                );
+                Ok(Plan::Serve {
+                    digest: asset.digest,
+                    status: 200,
+                    headers,
+                })
             }
             Endpoint::Put(_) => {
                 let expected = match head.header("x-checksum-sha256") {
-                    Some(v) => Some(v.parse::<Digest>().map_err(|e| Problem::bad_request(e.to_string()))?),
+                    Some(v) => Some(
+                        v.parse::<Digest>()
+                            .map_err(|e| Problem::bad_request(e.to_string()))?,
+                    ),
                     None => None,
                 };
-                Ok(Plan::Ingest { expected, max_size: ctx.max_upload, want: Want { sha1: true, md5: true, sha512: false } })
+                Ok(Plan::Ingest {
+                    expected,
+                    max_size: ctx.max_upload,
+                    want: Want {
+                        sha1: true,
+                        md5: true,
+                        sha512: false,
+                    },
+                })
             }
             Endpoint::Delete(path) => {
-                ctx.store.meta().asset(&head.repository, &path)?.ok_or_else(|| not_found(&path))?;
+                ctx.store
+                    .meta()
+                    .asset(&head.repository, &path)?
+                    .ok_or_else(|| not_found(&path))?;
                 Ok(Plan::Buffer(0))
             }
         }
     }
 
-    fn commit_ingested(&self, _ctx: &Context<'_>, head: &RequestHead, blob: &BlobInfo) -> Result<Commit, Problem> {
-        let Endpoint::Put(path) = Endpoint::parse(head)? else { return Err(Problem::method_not_allowed()) };
+    fn commit_ingested(
+        &self,
+        _ctx: &Context<'_>,
+        head: &RequestHead,
+        blob: &BlobInfo,
+    ) -> Result<Commit, Problem> {
+        let Endpoint::Put(path) = Endpoint::parse(head)? else {
+            return Err(Problem::method_not_allowed());
+        };
         let asset = Asset {
             digest: blob.digest,
             size: blob.size,
@@ -89,19 +134,40 @@ impl Format for Generic {
             "downloadUri": format!("{}/{path}", head.base_url),
         });
         Ok(Commit {
-            writes: vec![Write::PutAsset { repo: head.repository.clone(), path, asset, replace: true }],
+            writes: vec![Write::PutAsset {
+                repo: head.repository.clone(),
+                path,
+                asset,
+                replace: true,
+            }],
             response: Response::json(201, &body),
         })
     }
 
-    fn commit_buffered(&self, _ctx: &Context<'_>, head: &RequestHead, _body: &[u8]) -> Result<Commit, Problem> {
-        let Endpoint::Delete(path) = Endpoint::parse(head)? else { return Err(Problem::method_not_allowed()) };
-        Ok(Commit { writes: vec![Write::DeleteAsset { repo: head.repository.clone(), path }], response: Response::empty(204) })
+    fn commit_buffered(
+        &self,
+        _ctx: &Context<'_>,
+        head: &RequestHead,
+        _body: &[u8],
+    ) -> Result<Commit, Problem> {
+        let Endpoint::Delete(path) = Endpoint::parse(head)? else {
+            return Err(Problem::method_not_allowed());
+        };
+        Ok(Commit {
+            writes: vec![Write::DeleteAsset {
+                repo: head.repository.clone(),
+                path,
+            }],
+            response: Response::empty(204),
+        })
     }
 
     /// Artifactory's error shape, which generic-repository scripts already parse.
     fn render(&self, problem: &Problem) -> Response {
-        Response::json(problem.status, &serde_json::json!({ "errors": [{ "status": problem.status, "message": problem.message }] }))
+        Response::json(
+            problem.status,
+            &serde_json::json!({ "errors": [{ "status": problem.status, "message": problem.message }] }),
+        )
     }
 }
 

@@ -36,7 +36,10 @@ pub struct RequestHead {
 
 impl RequestHead {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -59,7 +62,12 @@ pub struct Problem {
 
 impl Problem {
     pub fn new(status: u16, code: &str, message: impl Into<String>) -> Self {
-        Problem { status, code: code.to_string(), message: message.into(), detail: None }
+        Problem {
+            status,
+            code: code.to_string(),
+            message: message.into(),
+            detail: None,
+        }
     }
     pub fn not_found(message: impl Into<String>) -> Self {
         Problem::new(404, "NOT_FOUND", message)
@@ -72,7 +80,10 @@ impl Problem {
     }
     /// An internal failure: the client gets a generic message, the log gets the detail.
     pub fn internal(detail: impl std::fmt::Display) -> Self {
-        Problem { detail: Some(detail.to_string()), ..Problem::new(500, "INTERNAL_ERROR", "internal server error") }
+        Problem {
+            detail: Some(detail.to_string()),
+            ..Problem::new(500, "INTERNAL_ERROR", "internal server error")
+        }
     }
 }
 
@@ -80,11 +91,19 @@ impl From<wharf_storage::Error> for Problem {
     fn from(e: wharf_storage::Error) -> Self {
         use wharf_storage::Error as E;
         match e {
-            E::BlobUnknown(d) => Problem::new(404, "BLOB_UNKNOWN", format!("blob {d} is not in the store")),
-            E::TooLarge { limit } => Problem::new(413, "TOO_LARGE", format!("content is larger than the limit of {limit} bytes")),
-            E::DigestMismatch { expected, actual } => {
-                Problem::new(400, "DIGEST_INVALID", format!("content has digest {actual}, not the expected {expected}"))
+            E::BlobUnknown(d) => {
+                Problem::new(404, "BLOB_UNKNOWN", format!("blob {d} is not in the store"))
             }
+            E::TooLarge { limit } => Problem::new(
+                413,
+                "TOO_LARGE",
+                format!("content is larger than the limit of {limit} bytes"),
+            ),
+            E::DigestMismatch { expected, actual } => Problem::new(
+                400,
+                "DIGEST_INVALID",
+                format!("content has digest {actual}, not the expected {expected}"),
+            ),
             E::Conflict(message) => Problem::new(409, "CONFLICT", message),
             E::NotFound(what) => Problem::not_found(format!("{what} not found")),
             other => Problem::internal(other),
@@ -102,13 +121,25 @@ pub struct Response {
 
 impl Response {
     pub fn new(status: u16, content_type: &str, body: impl Into<Bytes>) -> Self {
-        Response { status, headers: vec![("content-type".into(), content_type.into())], body: body.into() }
+        Response {
+            status,
+            headers: vec![("content-type".into(), content_type.into())],
+            body: body.into(),
+        }
     }
     pub fn empty(status: u16) -> Self {
-        Response { status, headers: Vec::new(), body: Bytes::new() }
+        Response {
+            status,
+            headers: Vec::new(),
+            body: Bytes::new(),
+        }
     }
     pub fn json(status: u16, value: &serde_json::Value) -> Self {
-        Response::new(status, "application/json", serde_json::to_vec(value).expect("JSON values serialize"))
+        Response::new(
+            status,
+            "application/json",
+            serde_json::to_vec(value).expect("JSON values serialize"),
+        )
     }
     pub fn with_header(mut self, name: &str, value: impl Into<String>) -> Self {
         self.headers.push((name.to_string(), value.into()));
@@ -121,10 +152,18 @@ impl Response {
 pub enum Plan {
     Respond(Response),
     /// Stream a blob. The host adds Content-Length, ETag, Accept-Ranges and honours Range.
-    Serve { digest: Digest, status: u16, headers: Vec<(String, String)> },
+    Serve {
+        digest: Digest,
+        status: u16,
+        headers: Vec<(String, String)>,
+    },
     Redirect(String),
     /// Stream the body into the blob store, then call `commit_ingested`.
-    Ingest { expected: Option<Digest>, max_size: u64, want: Want },
+    Ingest {
+        expected: Option<Digest>,
+        max_size: u64,
+        want: Want,
+    },
     /// Read a small body (JSON, XML, a form) of at most this many bytes, then call `commit_buffered`.
     Buffer(u64),
 }
@@ -150,8 +189,18 @@ pub trait Format: Send + Sync {
     fn name(&self) -> &str;
     fn classify(&self, head: &RequestHead) -> Result<Access, Problem>;
     fn handle(&self, ctx: &Context<'_>, head: &RequestHead) -> Result<Plan, Problem>;
-    fn commit_ingested(&self, ctx: &Context<'_>, head: &RequestHead, blob: &BlobInfo) -> Result<Commit, Problem>;
-    fn commit_buffered(&self, ctx: &Context<'_>, head: &RequestHead, body: &[u8]) -> Result<Commit, Problem>;
+    fn commit_ingested(
+        &self,
+        ctx: &Context<'_>,
+        head: &RequestHead,
+        blob: &BlobInfo,
+    ) -> Result<Commit, Problem>;
+    fn commit_buffered(
+        &self,
+        ctx: &Context<'_>,
+        head: &RequestHead,
+        body: &[u8],
+    ) -> Result<Commit, Problem>;
     /// The error body this format's clients understand.
     fn render(&self, problem: &Problem) -> Response;
 }
@@ -165,13 +214,19 @@ pub fn builtin() -> Vec<std::sync::Arc<dyn Format>> {
 /// segments, backslashes, NUL and control characters, over 1024 bytes. Both the raw and decoded forms are checked, so
 /// `%2e%2e` is caught too.
 pub fn safe_path(raw: &str) -> Result<String, Problem> {
-    let decoded = percent_decode(raw).ok_or_else(|| Problem::bad_request("path is not valid percent-encoded UTF-8"))?;
+    let decoded = percent_decode(raw)
+        .ok_or_else(|| Problem::bad_request("path is not valid percent-encoded UTF-8"))?;
     let bad = decoded.is_empty()
         || decoded.len() > 1024
-        || decoded.split('/').any(|s| s.is_empty() || s == "." || s == "..")
+        || decoded
+            .split('/')
+            .any(|s| s.is_empty() || s == "." || s == "..")
         || decoded.chars().any(|c| c == '\\' || c.is_control());
     if bad {
-        return Err(Problem::bad_request(format!("invalid path `{}`", raw.chars().take(200).collect::<String>())));
+        return Err(Problem::bad_request(format!(
+            "invalid path `{}`",
+            raw.chars().take(200).collect::<String>()
+        )));
     }
     Ok(decoded)
 }
@@ -199,10 +254,26 @@ mod tests {
 
     #[test]
     fn paths() {
-        for (raw, want) in [("a/b.txt", "a/b.txt"), ("dir/with%20space", "dir/with space"), ("x%2Fy", "x/y")] {
+        for (raw, want) in [
+            ("a/b.txt", "a/b.txt"),
+            ("dir/with%20space", "dir/with space"),
+            ("x%2Fy", "x/y"),
+        ] {
             assert_eq!(safe_path(raw).as_deref(), Ok(want));
         }
-        for bad in ["", "a//b", "../etc", "a/../b", "a/%2e%2e/b", "a/./b", "a\\b", "a%00b", "%zz", "a/", &"x".repeat(1025)] {
+        for bad in [
+            "",
+            "a//b",
+            "../etc",
+            "a/../b",
+            "a/%2e%2e/b",
+            "a/./b",
+            "a\\b",
+            "a%00b",
+            "%zz",
+            "a/",
+            &"x".repeat(1025),
+        ] {
             assert!(safe_path(bad).is_err(), "{bad}");
         }
     }

@@ -53,7 +53,8 @@ impl Blobs {
         let root = data.join("blobs").join("sha256");
         let uploads = data.join("uploads");
         for dir in [&root, &uploads] {
-            fs::create_dir_all(dir).map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))?;
+            fs::create_dir_all(dir)
+                .map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))?;
         }
         sync_dir(data)?;
         sync_dir(&data.join("blobs"))?;
@@ -72,7 +73,8 @@ impl Blobs {
     /// Starts an ingest of at most `limit` bytes.
     pub fn begin(&self, want: Want, limit: u64, expected: Option<Digest>) -> Result<Ingest> {
         let temp = self.uploads.join(format!("tmp-{}", crate::random_id()));
-        let file = File::create_new(&temp).map_err(|e| Error::io("cannot create upload file", e))?;
+        let file =
+            File::create_new(&temp).map_err(|e| Error::io("cannot create upload file", e))?;
         let (chunks, rx) = mpsc::channel(QUEUE);
         let (done_tx, done) = oneshot::channel();
         std::thread::Builder::new()
@@ -81,7 +83,15 @@ impl Blobs {
                 let _ = done_tx.send(write_chunks(file, rx));
             })
             .map_err(|e| Error::io("cannot start an ingest thread", e))?;
-        Ok(Ingest { chunks: Some(chunks), done: Some(done), hasher: Hasher::new(want), size: 0, limit, expected, temp })
+        Ok(Ingest {
+            chunks: Some(chunks),
+            done: Some(done),
+            hasher: Hasher::new(want),
+            size: 0,
+            limit,
+            expected,
+            temp,
+        })
     }
 
     /// Moves a finished temp file into place unless the blob exists, and makes the new directory entries durable.
@@ -111,11 +121,17 @@ impl Blobs {
     pub fn open_at(&self, digest: &Digest, offset: u64) -> Result<(File, u64)> {
         let mut file = match File::open(self.path(digest)) {
             Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(Error::BlobUnknown(*digest)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(Error::BlobUnknown(*digest));
+            }
             Err(e) => return Err(Error::io("cannot open blob", e)),
         };
-        let size = file.metadata().map_err(|e| Error::io("cannot stat blob", e))?.len();
-        file.seek(SeekFrom::Start(offset.min(size))).map_err(|e| Error::io("cannot seek blob", e))?;
+        let size = file
+            .metadata()
+            .map_err(|e| Error::io("cannot stat blob", e))?
+            .len();
+        file.seek(SeekFrom::Start(offset.min(size)))
+            .map_err(|e| Error::io("cannot seek blob", e))?;
         Ok((file, size))
     }
 
@@ -129,7 +145,9 @@ impl Blobs {
         let mut hasher = Hasher::new(Want::NONE);
         let mut buf = vec![0u8; READ_CHUNK];
         loop {
-            let n = file.read(&mut buf).map_err(|e| Error::io("cannot read blob", e))?;
+            let n = file
+                .read(&mut buf)
+                .map_err(|e| Error::io("cannot read blob", e))?;
             if n == 0 {
                 return Ok(Some(hasher.finish().0));
             }
@@ -167,7 +185,10 @@ impl Blobs {
     pub fn clean_temp(&self) -> Result<usize> {
         let mut removed = 0;
         for path in read_dir(&self.uploads)? {
-            let is_temp = path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("tmp-"));
+            let is_temp = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("tmp-"));
             if is_temp && fs::remove_file(&path).is_ok() {
                 removed += 1;
             }
@@ -215,25 +236,44 @@ impl Ingest {
         match written {
             Ok(Ok(())) => {}
             Ok(Err(e)) => return Err(Error::io("cannot write upload", e)),
-            Err(_) => return Err(Error::io("upload writer stopped", io::Error::other("writer thread ended"))),
+            Err(_) => {
+                return Err(Error::io(
+                    "upload writer stopped",
+                    io::Error::other("writer thread ended"),
+                ));
+            }
         }
         let hasher = std::mem::replace(&mut self.hasher, Hasher::new(Want::NONE));
         let (digest, checksums) = hasher.finish();
         if let Some(expected) = self.expected
             && expected != digest
         {
-            return Err(Error::DigestMismatch { expected, actual: digest });
+            return Err(Error::DigestMismatch {
+                expected,
+                actual: digest,
+            });
         }
-        Ok(Verified { temp: std::mem::take(&mut self.temp), digest, size: self.size, checksums })
+        Ok(Verified {
+            temp: std::mem::take(&mut self.temp),
+            digest,
+            size: self.size,
+            checksums,
+        })
     }
 
     async fn writer_failure(&mut self) -> Error {
         match self.done.take() {
             Some(rx) => match rx.await {
                 Ok(Err(e)) => Error::io("cannot write upload", e),
-                _ => Error::io("upload writer stopped", io::Error::other("writer thread ended")),
+                _ => Error::io(
+                    "upload writer stopped",
+                    io::Error::other("writer thread ended"),
+                ),
             },
-            None => Error::io("upload writer stopped", io::Error::other("writer thread ended")),
+            None => Error::io(
+                "upload writer stopped",
+                io::Error::other("writer thread ended"),
+            ),
         }
     }
 }
@@ -274,6 +314,7 @@ pub fn sync_dir(dir: &Path) -> Result<()> {
 }
 
 fn read_dir(dir: &Path) -> Result<Vec<PathBuf>> {
-    let entries = fs::read_dir(dir).map_err(|e| Error::io(format!("cannot list {}", dir.display()), e))?;
+    let entries =
+        fs::read_dir(dir).map_err(|e| Error::io(format!("cannot list {}", dir.display()), e))?;
     Ok(entries.filter_map(|e| e.ok().map(|e| e.path())).collect())
 }

@@ -36,7 +36,10 @@ impl FromStr for Digest {
     /// Accepts `sha256:<hex>`; the bare hex form is accepted too, as index keys and file names store it.
     fn from_str(s: &str) -> Result<Self, InvalidDigest> {
         let hex_part = s.strip_prefix("sha256:").unwrap_or(s);
-        let valid = hex_part.len() == 64 && hex_part.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        let valid = hex_part.len() == 64
+            && hex_part
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
         let mut bytes = [0u8; 32];
         if !valid || hex::decode_to_slice(hex_part, &mut bytes).is_err() {
             return Err(InvalidDigest(s.chars().take(100).collect()));
@@ -65,7 +68,9 @@ impl Serialize for Digest {
 
 impl<'de> Deserialize<'de> for Digest {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
     }
 }
 
@@ -79,8 +84,16 @@ pub struct Want {
 }
 
 impl Want {
-    pub const NONE: Want = Want { sha1: false, md5: false, sha512: false };
-    pub const ALL: Want = Want { sha1: true, md5: true, sha512: true };
+    pub const NONE: Want = Want {
+        sha1: false,
+        md5: false,
+        sha512: false,
+    };
+    pub const ALL: Want = Want {
+        sha1: true,
+        md5: true,
+        sha512: true,
+    };
 }
 
 /// Extra checksums of a blob, lowercase hex.
@@ -159,7 +172,13 @@ mod tests {
         assert_eq!(d.to_string(), text);
         assert_eq!(text.parse::<Digest>(), Ok(d));
         assert_eq!(text[7..].parse::<Digest>(), Ok(d));
-        for bad in ["sha256:", "sha512:e3b0", &text.to_uppercase(), &format!("{text}0"), "sha256:../../etc/passwd"] {
+        for bad in [
+            "sha256:",
+            "sha512:e3b0",
+            &text.to_uppercase(),
+            &format!("{text}0"),
+            "sha256:../../etc/passwd",
+        ] {
             assert!(bad.parse::<Digest>().is_err(), "{bad}");
         }
     }
@@ -171,9 +190,19 @@ mod tests {
         h.update(b"world");
         let (digest, sums) = h.finish();
         assert_eq!(digest, Digest::of(b"hello world"));
-        assert_eq!(sums.sha1.as_deref(), Some("2aae6c35c94fcfb415dbe95f408b9ce91ee846ed"));
-        assert_eq!(sums.md5.as_deref(), Some("5eb63bbbe01eeed093cb22bb8f5acdc3"));
-        assert!(sums.sha512.unwrap().starts_with("309ecc489c12d6eb4cc40f50c902f2b4"));
+        assert_eq!(
+            sums.sha1.as_deref(),
+            Some("2aae6c35c94fcfb415dbe95f408b9ce91ee846ed")
+        );
+        assert_eq!(
+            sums.md5.as_deref(),
+            Some("5eb63bbbe01eeed093cb22bb8f5acdc3")
+        );
+        assert!(
+            sums.sha512
+                .unwrap()
+                .starts_with("309ecc489c12d6eb4cc40f50c902f2b4")
+        );
         assert_eq!(Hasher::new(Want::NONE).finish().1, Checksums::default());
     }
 }

@@ -20,10 +20,15 @@ pub enum Error {
     #[error("{0} not found")]
     NotFound(String),
     #[error("{context}: {source}")]
-    Io { context: String, source: std::io::Error },
+    Io {
+        context: String,
+        source: std::io::Error,
+    },
     #[error("metadata store: {0}")]
     Meta(#[from] sled::Error),
-    #[error("the metadata store in {0} is damaged and cannot be read; restore the data directory from a backup")]
+    #[error(
+        "the metadata store in {0} is damaged and cannot be read; restore the data directory from a backup"
+    )]
     Unreadable(String),
     #[error("corrupt metadata record in {tree}: {detail}")]
     Corrupt { tree: &'static str, detail: String },
@@ -31,6 +36,9 @@ pub enum Error {
 
 impl Error {
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
-        Error::Io { context: context.into(), source }
+        Error::Io {
+            context: context.into(),
+            source,
+        }
     }
 }

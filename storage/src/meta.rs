@@ -35,7 +35,18 @@ use crate::error::{Error, Result};
 use crate::model::*;
 
 const TREES: [&str; 13] = [
-    "repositories", "packages", "versions", "tags", "assets", "kv", "blobs", "gc", "uploads", "users", "tokens", "audit",
+    "repositories",
+    "packages",
+    "versions",
+    "tags",
+    "assets",
+    "kv",
+    "blobs",
+    "gc",
+    "uploads",
+    "users",
+    "tokens",
+    "audit",
     "stats",
 ];
 // Indexes into TREES, for the transaction's slice of trees.
@@ -71,11 +82,25 @@ type TxError = ConflictableTransactionError<Error>;
 
 impl Meta {
     pub fn open(dir: &Path, cache_bytes: u64) -> Result<Meta> {
-        let db = sled::Config::new().path(dir).cache_capacity(cache_bytes).open().map_err(|e| open_error(dir, e))?;
-        let trees = TREES.iter().map(|name| db.open_tree(name)).collect::<Result<Vec<_>, _>>()?;
-        let log = File::open(dir.join("db")).map_err(|e| Error::io("cannot open the metadata log", e))?;
+        let db = sled::Config::new()
+            .path(dir)
+            .cache_capacity(cache_bytes)
+            .open()
+            .map_err(|e| open_error(dir, e))?;
+        let trees = TREES
+            .iter()
+            .map(|name| db.open_tree(name))
+            .collect::<Result<Vec<_>, _>>()?;
+        let log =
+            File::open(dir.join("db")).map_err(|e| Error::io("cannot open the metadata log", e))?;
         crate::blobs::sync_dir(dir)?;
-        Ok(Meta { db, trees, log, applied: AtomicU64::new(0), flushed: tokio::sync::Mutex::new(0) })
+        Ok(Meta {
+            db,
+            trees,
+            log,
+            applied: AtomicU64::new(0),
+            flushed: tokio::sync::Mutex::new(0),
+        })
     }
 
     fn tree(&self, index: usize) -> &Tree {
@@ -98,7 +123,14 @@ impl Meta {
             }
             for event in audit {
                 let id = t[AUDIT].generate_id()?;
-                put(&t[AUDIT], &id.to_be_bytes(), &AuditEvent { time: now, ..event.clone() })?;
+                put(
+                    &t[AUDIT],
+                    &id.to_be_bytes(),
+                    &AuditEvent {
+                        time: now,
+                        ..event.clone()
+                    },
+                )?;
             }
             Ok(())
         });
@@ -116,10 +148,18 @@ impl Meta {
         }
         let target = self.applied.load(Ordering::SeqCst);
         self.db.flush_async().await?;
-        let log = self.log.try_clone().map_err(|e| Error::io("cannot fsync the metadata log", e))?;
+        let log = self
+            .log
+            .try_clone()
+            .map_err(|e| Error::io("cannot fsync the metadata log", e))?;
         tokio::task::spawn_blocking(move || log.sync_all())
             .await
-            .map_err(|_| Error::io("metadata fsync stopped", std::io::Error::other("task ended")))?
+            .map_err(|_| {
+                Error::io(
+                    "metadata fsync stopped",
+                    std::io::Error::other("task ended"),
+                )
+            })?
             .map_err(|e| Error::io("cannot fsync the metadata log", e))?;
         *flushed = target;
         Ok(())
@@ -128,7 +168,12 @@ impl Meta {
     /// Records a freshly ingested blob (refs 0, so queued for GC until a version or asset names it), or refreshes an
     /// existing record's `touched` time and adds any checksums it lacked. Not durable on its own: the commit that
     /// refers to the blob flushes it, and a blob nothing refers to may be lost in a crash without harm.
-    pub fn register_blob(&self, digest: &Digest, size: u64, checksums: &Checksums) -> Result<BlobRecord> {
+    pub fn register_blob(
+        &self,
+        digest: &Digest,
+        size: u64,
+        checksums: &Checksums,
+    ) -> Result<BlobRecord> {
         let key = digest.hex();
         let trees = [self.tree(BLOBS), self.tree(GC), self.tree(STATS)];
         let result = trees.as_slice().transaction(|t| {
@@ -142,7 +187,13 @@ impl Meta {
                 None => {
                     t[1].insert(key.as_bytes(), &now.to_be_bytes())?;
                     count(&t[2], 1, size as i64)?;
-                    BlobRecord { size, checksums: checksums.clone(), refs: 0, created: now, touched: now }
+                    BlobRecord {
+                        size,
+                        checksums: checksums.clone(),
+                        refs: 0,
+                        created: now,
+                        touched: now,
+                    }
                 }
             };
             put(&t[0], key.as_bytes(), &record)?;
@@ -154,7 +205,9 @@ impl Meta {
     /// Number of blobs and their total size, from the counters the transactions keep.
     pub fn blob_stats(&self) -> Result<(u64, u64)> {
         let get = |k: &str| -> Result<u64> {
-            Ok(self.tree(STATS).get(k)?.map_or(0, |v| u64::from_be_bytes(v.as_ref().try_into().unwrap_or([0; 8]))))
+            Ok(self.tree(STATS).get(k)?.map_or(0, |v| {
+                u64::from_be_bytes(v.as_ref().try_into().unwrap_or([0; 8]))
+            }))
         };
         Ok((get("blobs")?, get("bytes")?))
     }
@@ -170,7 +223,10 @@ impl Meta {
             let digest = std::str::from_utf8(&k)
                 .ok()
                 .and_then(|k| k.parse().ok())
-                .ok_or_else(|| Error::Corrupt { tree: "blobs", detail: "key is not a digest".into() })?;
+                .ok_or_else(|| Error::Corrupt {
+                    tree: "blobs",
+                    detail: "key is not a digest".into(),
+                })?;
             Ok((digest, decode(&v, "blobs")?))
         })
     }
@@ -182,8 +238,14 @@ impl Meta {
             let digest = std::str::from_utf8(&k)
                 .ok()
                 .and_then(|k| k.parse().ok())
-                .ok_or_else(|| Error::Corrupt { tree: "gc", detail: "key is not a digest".into() })?;
-            Ok((digest, u64::from_be_bytes(v.as_ref().try_into().unwrap_or([0; 8]))))
+                .ok_or_else(|| Error::Corrupt {
+                    tree: "gc",
+                    detail: "key is not a digest".into(),
+                })?;
+            Ok((
+                digest,
+                u64::from_be_bytes(v.as_ref().try_into().unwrap_or([0; 8])),
+            ))
         })
     }
 
@@ -194,7 +256,13 @@ impl Meta {
         let result = trees.as_slice().transaction(|t| {
             let now = now();
             if t[0].get(key.as_bytes())?.is_none() {
-                let record = BlobRecord { size, checksums: Checksums::default(), refs: 0, created: now, touched: now };
+                let record = BlobRecord {
+                    size,
+                    checksums: Checksums::default(),
+                    refs: 0,
+                    created: now,
+                    touched: now,
+                };
                 put(&t[0], key.as_bytes(), &record)?;
                 count(&t[2], 1, size as i64)?;
             }
@@ -212,7 +280,9 @@ impl Meta {
         let trees = [self.tree(BLOBS), self.tree(GC), self.tree(STATS)];
         let result = trees.as_slice().transaction(|t| {
             let record = get::<BlobRecord>(&t[0], key.as_bytes(), "blobs")?;
-            let collectable = record.as_ref().is_none_or(|r| r.refs == 0 && r.touched < touched_before);
+            let collectable = record
+                .as_ref()
+                .is_none_or(|r| r.refs == 0 && r.touched < touched_before);
             if collectable {
                 t[0].remove(key.as_bytes())?;
                 t[1].remove(key.as_bytes())?;
@@ -234,11 +304,21 @@ impl Meta {
     }
 
     pub fn version(&self, repo: &str, package: &str, version: &str) -> Result<Option<Version>> {
-        read(self.tree(VERSIONS), &key(&[repo, package, version]), "versions")
+        read(
+            self.tree(VERSIONS),
+            &key(&[repo, package, version]),
+            "versions",
+        )
     }
 
     /// A package's versions in key order, from after `start_after`, at most `limit`.
-    pub fn versions(&self, repo: &str, package: &str, start_after: Option<&str>, limit: usize) -> Result<Vec<(String, Version)>> {
+    pub fn versions(
+        &self,
+        repo: &str,
+        package: &str,
+        start_after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Version)>> {
         self.scan_named(VERSIONS, &[repo, package], start_after, limit)
     }
 
@@ -246,7 +326,13 @@ impl Meta {
         read(self.tree(TAGS), &key(&[repo, package, tag]), "tags")
     }
 
-    pub fn tags(&self, repo: &str, package: &str, start_after: Option<&str>, limit: usize) -> Result<Vec<(String, Tag)>> {
+    pub fn tags(
+        &self,
+        repo: &str,
+        package: &str,
+        start_after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Tag)>> {
         self.scan_named(TAGS, &[repo, package], start_after, limit)
     }
 
@@ -254,11 +340,22 @@ impl Meta {
         read(self.tree(ASSETS), &key(&[repo, path]), "assets")
     }
 
-    pub fn assets(&self, repo: &str, prefix: &str, start_after: Option<&str>, limit: usize) -> Result<Vec<(String, Asset)>> {
+    pub fn assets(
+        &self,
+        repo: &str,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Asset)>> {
         self.scan_prefix(ASSETS, repo, prefix, start_after, limit, "assets")
     }
 
-    pub fn packages(&self, repo: &str, start_after: Option<&str>, limit: usize) -> Result<Vec<(String, Package)>> {
+    pub fn packages(
+        &self,
+        repo: &str,
+        start_after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Package)>> {
         self.scan_named(PACKAGES, &[repo], start_after, limit)
     }
 
@@ -279,7 +376,10 @@ impl Meta {
     }
 
     pub fn users(&self) -> Result<Vec<User>> {
-        self.tree(USERS).iter().map(|e| decode(&e?.1, "users")).collect()
+        self.tree(USERS)
+            .iter()
+            .map(|e| decode(&e?.1, "users"))
+            .collect()
     }
 
     pub fn token(&self, hash: &str) -> Result<Option<Token>> {
@@ -292,18 +392,32 @@ impl Meta {
             .iter()
             .map(|e| {
                 let (k, v) = e?;
-                Ok((String::from_utf8_lossy(&k).into_owned(), decode(&v, "tokens")?))
+                Ok((
+                    String::from_utf8_lossy(&k).into_owned(),
+                    decode(&v, "tokens")?,
+                ))
             })
             .collect()
     }
 
     /// The newest audit events first, at most `limit`.
     pub fn audit(&self, limit: usize) -> Result<Vec<AuditEvent>> {
-        self.tree(AUDIT).iter().rev().take(limit).map(|e| decode(&e?.1, "audit")).collect()
+        self.tree(AUDIT)
+            .iter()
+            .rev()
+            .take(limit)
+            .map(|e| decode(&e?.1, "audit"))
+            .collect()
     }
 
     /// Entries under `parts` (joined by \0), named by the rest of their key.
-    fn scan_named<T: DeserializeOwned>(&self, tree: usize, parts: &[&str], start_after: Option<&str>, limit: usize) -> Result<Vec<(String, T)>> {
+    fn scan_named<T: DeserializeOwned>(
+        &self,
+        tree: usize,
+        parts: &[&str],
+        start_after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, T)>> {
         let mut prefix = key(parts);
         prefix.push(0);
         let start = match start_after {
@@ -347,7 +461,10 @@ impl Meta {
             if !k.starts_with(&full_prefix) || out.len() >= limit {
                 break;
             }
-            out.push((String::from_utf8_lossy(&k[base.len()..]).into_owned(), decode(&v, name)?));
+            out.push((
+                String::from_utf8_lossy(&k[base.len()..]).into_owned(),
+                decode(&v, name)?,
+            ));
         }
         Ok(out)
     }
@@ -356,11 +473,19 @@ impl Meta {
 fn apply_one(t: &[TransactionalTree], write: &Write, now: Time) -> Result<(), TxError> {
     match write {
         Write::PutRepository(record) => put(&t[REPOS], record.name.as_bytes(), record)?,
-        Write::PutVersion { repo, package, version, record, replace } => {
+        Write::PutVersion {
+            repo,
+            package,
+            version,
+            record,
+            replace,
+        } => {
             let k = key(&[repo, package, version]);
             let old = get::<Version>(&t[VERSIONS], &k, "versions")?;
             if old.is_some() && !replace {
-                return abort(Error::Conflict(format!("{package} {version} already exists and cannot be overwritten")));
+                return abort(Error::Conflict(format!(
+                    "{package} {version} already exists and cannot be overwritten"
+                )));
             }
             for digest in &record.blobs {
                 incref(t, digest)?;
@@ -368,32 +493,69 @@ fn apply_one(t: &[TransactionalTree], write: &Write, now: Time) -> Result<(), Tx
             for digest in old.iter().flat_map(|v| &v.blobs) {
                 decref(t, digest, now)?;
             }
-            put(&t[VERSIONS], &k, &Version { created: old.map_or(now, |o| o.created), ..record.clone() })?;
+            put(
+                &t[VERSIONS],
+                &k,
+                &Version {
+                    created: old.map_or(now, |o| o.created),
+                    ..record.clone()
+                },
+            )?;
             let pk = key(&[repo, package]);
             let created = get::<Package>(&t[PACKAGES], &pk, "packages")?.map_or(now, |p| p.created);
-            put(&t[PACKAGES], &pk, &Package { created, updated: now })?;
+            put(
+                &t[PACKAGES],
+                &pk,
+                &Package {
+                    created,
+                    updated: now,
+                },
+            )?;
         }
-        Write::DeleteVersion { repo, package, version } => {
-            let Some(old) = take::<Version>(&t[VERSIONS], &key(&[repo, package, version]), "versions")? else {
+        Write::DeleteVersion {
+            repo,
+            package,
+            version,
+        } => {
+            let Some(old) =
+                take::<Version>(&t[VERSIONS], &key(&[repo, package, version]), "versions")?
+            else {
                 return abort(Error::NotFound(format!("{package} {version}")));
             };
             for digest in &old.blobs {
                 decref(t, digest, now)?;
             }
         }
-        Write::PutTag { repo, package, tag, version } => {
-            put(&t[TAGS], &key(&[repo, package, tag]), &Tag { version: version.clone(), updated: now })?
-        }
+        Write::PutTag {
+            repo,
+            package,
+            tag,
+            version,
+        } => put(
+            &t[TAGS],
+            &key(&[repo, package, tag]),
+            &Tag {
+                version: version.clone(),
+                updated: now,
+            },
+        )?,
         Write::DeleteTag { repo, package, tag } => {
             if t[TAGS].remove(key(&[repo, package, tag]))?.is_none() {
                 return abort(Error::NotFound(format!("tag {tag} of {package}")));
             }
         }
-        Write::PutAsset { repo, path, asset, replace } => {
+        Write::PutAsset {
+            repo,
+            path,
+            asset,
+            replace,
+        } => {
             let k = key(&[repo, path]);
             let old = get::<Asset>(&t[ASSETS], &k, "assets")?;
             if old.is_some() && !replace {
-                return abort(Error::Conflict(format!("{path} already exists and cannot be overwritten")));
+                return abort(Error::Conflict(format!(
+                    "{path} already exists and cannot be overwritten"
+                )));
             }
             incref(t, &asset.digest)?;
             if let Some(old) = old {
@@ -407,7 +569,11 @@ fn apply_one(t: &[TransactionalTree], write: &Write, now: Time) -> Result<(), Tx
             };
             decref(t, &old.digest, now)?;
         }
-        Write::PutKv { repo, key: k, value } => {
+        Write::PutKv {
+            repo,
+            key: k,
+            value,
+        } => {
             t[KV].insert(key(&[repo, k]), value.as_slice())?;
         }
         Write::DeleteKv { repo, key: k } => {
@@ -419,7 +585,10 @@ fn apply_one(t: &[TransactionalTree], write: &Write, now: Time) -> Result<(), Tx
         }
         Write::PutUser { user, replace } => {
             if !replace && t[USERS].get(user.name.as_bytes())?.is_some() {
-                return abort(Error::Conflict(format!("user {} already exists", user.name)));
+                return abort(Error::Conflict(format!(
+                    "user {} already exists",
+                    user.name
+                )));
             }
             put(&t[USERS], user.name.as_bytes(), user)?
         }
@@ -464,7 +633,9 @@ fn decref(t: &[TransactionalTree], digest: &Digest, now: Time) -> Result<(), TxE
 
 fn count(stats: &TransactionalTree, blobs: i64, bytes: i64) -> Result<(), TxError> {
     for (k, delta) in [("blobs", blobs), ("bytes", bytes)] {
-        let old = stats.get(k)?.map_or(0, |v| u64::from_be_bytes(v.as_ref().try_into().unwrap_or([0; 8])));
+        let old = stats.get(k)?.map_or(0, |v| {
+            u64::from_be_bytes(v.as_ref().try_into().unwrap_or([0; 8]))
+        });
         stats.insert(k, &old.saturating_add_signed(delta).to_be_bytes())?;
     }
     Ok(())
@@ -491,23 +662,38 @@ fn encode<T: Serialize>(value: &T) -> Vec<u8> {
 }
 
 fn decode<T: DeserializeOwned>(bytes: &[u8], tree: &'static str) -> Result<T> {
-    serde_json::from_slice(bytes).map_err(|e| Error::Corrupt { tree, detail: e.to_string() })
+    serde_json::from_slice(bytes).map_err(|e| Error::Corrupt {
+        tree,
+        detail: e.to_string(),
+    })
 }
 
 fn read<T: DeserializeOwned>(tree: &Tree, key: &[u8], name: &'static str) -> Result<Option<T>> {
     tree.get(key)?.map(|v| decode(&v, name)).transpose()
 }
 
-fn get<T: DeserializeOwned>(t: &TransactionalTree, key: &[u8], name: &'static str) -> Result<Option<T>, TxError> {
+fn get<T: DeserializeOwned>(
+    t: &TransactionalTree,
+    key: &[u8],
+    name: &'static str,
+) -> Result<Option<T>, TxError> {
     match t.get(key)? {
-        Some(v) => decode(&v, name).map(Some).map_err(ConflictableTransactionError::Abort),
+        Some(v) => decode(&v, name)
+            .map(Some)
+            .map_err(ConflictableTransactionError::Abort),
         None => Ok(None),
     }
 }
 
-fn take<T: DeserializeOwned>(t: &TransactionalTree, key: &[u8], name: &'static str) -> Result<Option<T>, TxError> {
+fn take<T: DeserializeOwned>(
+    t: &TransactionalTree,
+    key: &[u8],
+    name: &'static str,
+) -> Result<Option<T>, TxError> {
     match t.remove(key)? {
-        Some(v) => decode(&v, name).map(Some).map_err(ConflictableTransactionError::Abort),
+        Some(v) => decode(&v, name)
+            .map(Some)
+            .map_err(ConflictableTransactionError::Abort),
         None => Ok(None),
     }
 }
@@ -525,9 +711,9 @@ fn open_error(dir: &Path, e: sled::Error) -> Error {
             std::io::Error::other("lock held"),
         ),
         sled::Error::Io(io) => Error::io("cannot open the metadata store", io),
-        sled::Error::Corruption { .. } | sled::Error::ReportableBug(_) | sled::Error::Unsupported(_) => {
-            Error::Unreadable(dir.display().to_string())
-        }
+        sled::Error::Corruption { .. }
+        | sled::Error::ReportableBug(_)
+        | sled::Error::Unsupported(_) => Error::Unreadable(dir.display().to_string()),
         other => Error::Meta(other),
     }
 }

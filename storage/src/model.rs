@@ -19,7 +19,9 @@ use crate::digest::{Checksums, Digest};
 pub type Time = u64;
 
 pub fn now() -> Time {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -115,21 +117,67 @@ pub struct AuditEvent {
 pub enum Write {
     PutRepository(RepositoryRecord),
     /// `replace: false` refuses to overwrite an existing version (release immutability), checked in the transaction.
-    PutVersion { repo: String, package: String, version: String, record: Version, replace: bool },
-    DeleteVersion { repo: String, package: String, version: String },
-    PutTag { repo: String, package: String, tag: String, version: String },
-    DeleteTag { repo: String, package: String, tag: String },
+    PutVersion {
+        repo: String,
+        package: String,
+        version: String,
+        record: Version,
+        replace: bool,
+    },
+    DeleteVersion {
+        repo: String,
+        package: String,
+        version: String,
+    },
+    PutTag {
+        repo: String,
+        package: String,
+        tag: String,
+        version: String,
+    },
+    DeleteTag {
+        repo: String,
+        package: String,
+        tag: String,
+    },
     /// `replace: false` refuses to overwrite an existing asset at the same path.
-    PutAsset { repo: String, path: String, asset: Asset, replace: bool },
-    DeleteAsset { repo: String, path: String },
-    PutKv { repo: String, key: String, value: Vec<u8> },
-    DeleteKv { repo: String, key: String },
+    PutAsset {
+        repo: String,
+        path: String,
+        asset: Asset,
+        replace: bool,
+    },
+    DeleteAsset {
+        repo: String,
+        path: String,
+    },
+    PutKv {
+        repo: String,
+        key: String,
+        value: Vec<u8>,
+    },
+    DeleteKv {
+        repo: String,
+        key: String,
+    },
     PutUpload(UploadSession),
-    DeleteUpload { id: String },
+    DeleteUpload {
+        id: String,
+    },
     /// `replace: false` is `user add`: it fails when the name is taken.
-    PutUser { user: User, replace: bool },
-    DeleteUser { name: String },
+    PutUser {
+        user: User,
+        replace: bool,
+    },
+    DeleteUser {
+        name: String,
+    },
     /// `hash` is the hex sha256 of the secret.
-    PutToken { hash: String, token: Token },
-    DeleteToken { hash: String },
+    PutToken {
+        hash: String,
+        token: Token,
+    },
+    DeleteToken {
+        hash: String,
+    },
 }

@@ -29,7 +29,11 @@ pub struct Options {
 
 impl Options {
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
-        Options { data_dir: data_dir.into(), cache_bytes: 8 << 20, upload_max_age: Duration::from_secs(24 * 3600) }
+        Options {
+            data_dir: data_dir.into(),
+            cache_bytes: 8 << 20,
+            upload_max_age: Duration::from_secs(24 * 3600),
+        }
     }
 }
 
@@ -75,19 +79,31 @@ struct Inner {
     placing: [Mutex<()>; 64],
 }
 
-
 impl Store {
     /// Opens (creating if needed) the store and removes what a previous process left half-done. Quick: the walks
     /// over every blob are in [`Store::reconcile_index`], which the server runs in the background.
     pub fn open(options: Options) -> Result<(Store, Reconciled)> {
         let data_dir = options.data_dir.clone();
-        std::fs::create_dir_all(&data_dir)
-            .map_err(|e| Error::io(format!("cannot create data directory {}", data_dir.display()), e))?;
+        std::fs::create_dir_all(&data_dir).map_err(|e| {
+            Error::io(
+                format!("cannot create data directory {}", data_dir.display()),
+                e,
+            )
+        })?;
         let blobs = Blobs::open(&data_dir)?;
         let meta = Meta::open(&data_dir.join("meta"), options.cache_bytes)?;
         let placing = std::array::from_fn(|_| Mutex::new(()));
-        let store = Store(Arc::new(Inner { data_dir, blobs, meta, options, placing }));
-        let mut report = Reconciled { temp_files_removed: store.0.blobs.clean_temp()?, ..Default::default() };
+        let store = Store(Arc::new(Inner {
+            data_dir,
+            blobs,
+            meta,
+            options,
+            placing,
+        }));
+        let mut report = Reconciled {
+            temp_files_removed: store.0.blobs.clean_temp()?,
+            ..Default::default()
+        };
         report.sessions_expired = store.expire_sessions()?;
         Ok((store, report))
     }
@@ -112,16 +128,30 @@ impl Store {
         tokio::task::spawn_blocking(move || {
             let _guard = store.lock(&done.digest);
             store.0.blobs.place(&done.temp, &done.digest)?;
-            let record = store.0.meta.register_blob(&done.digest, done.size, &done.checksums)?;
-            Ok(BlobInfo { digest: done.digest, size: record.size, checksums: record.checksums })
+            let record = store
+                .0
+                .meta
+                .register_blob(&done.digest, done.size, &done.checksums)?;
+            Ok(BlobInfo {
+                digest: done.digest,
+                size: record.size,
+                checksums: record.checksums,
+            })
         })
         .await
-        .map_err(|_| Error::io("blob placement stopped", std::io::Error::other("task ended")))?
+        .map_err(|_| {
+            Error::io(
+                "blob placement stopped",
+                std::io::Error::other("task ended"),
+            )
+        })?
     }
 
     fn lock(&self, digest: &Digest) -> std::sync::MutexGuard<'_, ()> {
         let stripe = digest.hex().as_bytes()[0] as usize % self.0.placing.len();
-        self.0.placing[stripe].lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.0.placing[stripe]
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Ingests a small in-memory value (a manifest, a generated document).
@@ -132,42 +162,58 @@ impl Store {
     }
 
     pub fn blob(&self, digest: &Digest) -> Result<Option<BlobInfo>> {
-        Ok(self.0.meta.blob(digest)?.map(|r| BlobInfo { digest: *digest, size: r.size, checksums: r.checksums }))
+        Ok(self.0.meta.blob(digest)?.map(|r| BlobInfo {
+            digest: *digest,
+            size: r.size,
+            checksums: r.checksums,
+        }))
     }
 
     /// Streams `len` bytes of a blob from `offset` (clamped to its size).
-    pub async fn read(&self, digest: &Digest, offset: u64, len: u64) -> Result<impl Stream<Item = std::io::Result<Bytes>> + use<>> {
+    pub async fn read(
+        &self,
+        digest: &Digest,
+        offset: u64,
+        len: u64,
+    ) -> Result<impl Stream<Item = std::io::Result<Bytes>> + use<>> {
         let blobs = self.0.blobs.clone();
         let digest = *digest;
         let (file, size) = tokio::task::spawn_blocking(move || blobs.open_at(&digest, offset))
             .await
             .map_err(|_| Error::io("blob open stopped", std::io::Error::other("task ended")))??;
         let remaining = len.min(size.saturating_sub(offset));
-        Ok(futures_util::stream::unfold((Some(file), remaining), |(file, remaining)| async move {
-            let mut file = file?;
-            if remaining == 0 {
-                return None;
-            }
-            let want = remaining.min(READ_CHUNK as u64) as usize;
-            let read = tokio::task::spawn_blocking(move || {
-                let mut buf = vec![0u8; want];
-                let n = file.read(&mut buf)?;
-                buf.truncate(n);
-                Ok::<_, std::io::Error>((file, buf))
-            })
-            .await
-            .unwrap_or_else(|_| Err(std::io::Error::other("read task ended")));
-            match read {
-                Ok((_, buf)) if buf.is_empty() => {
-                    Some((Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "blob shorter than its index")), (None, 0)))
+        Ok(futures_util::stream::unfold(
+            (Some(file), remaining),
+            |(file, remaining)| async move {
+                let mut file = file?;
+                if remaining == 0 {
+                    return None;
                 }
-                Ok((file, buf)) => {
-                    let left = remaining - buf.len() as u64;
-                    Some((Ok(Bytes::from(buf)), (Some(file), left)))
+                let want = remaining.min(READ_CHUNK as u64) as usize;
+                let read = tokio::task::spawn_blocking(move || {
+                    let mut buf = vec![0u8; want];
+                    let n = file.read(&mut buf)?;
+                    buf.truncate(n);
+                    Ok::<_, std::io::Error>((file, buf))
+                })
+                .await
+                .unwrap_or_else(|_| Err(std::io::Error::other("read task ended")));
+                match read {
+                    Ok((_, buf)) if buf.is_empty() => Some((
+                        Err(std::io::Error::new(
+                            std::io::ErrorKind::UnexpectedEof,
+                            "blob shorter than its index",
+                        )),
+                        (None, 0),
+                    )),
+                    Ok((file, buf)) => {
+                        let left = remaining - buf.len() as u64;
+                        Some((Ok(Bytes::from(buf)), (Some(file), left)))
+                    }
+                    Err(e) => Some((Err(e), (None, 0))),
                 }
-                Err(e) => Some((Err(e), (None, 0))),
-            }
-        }))
+            },
+        ))
     }
 
     /// Applies writes atomically and returns once they are durable.
@@ -177,8 +223,13 @@ impl Store {
 
     /// Checks that the store can take writes: a file in the data directory is created, synced and removed.
     pub fn ready(&self) -> Result<()> {
-        let probe = self.0.blobs.uploads_dir().join(format!("tmp-ready-{}", crate::random_id()));
-        let result = std::fs::write(&probe, b"ready").map_err(|e| Error::io("data directory is not writable", e));
+        let probe = self
+            .0
+            .blobs
+            .uploads_dir()
+            .join(format!("tmp-ready-{}", crate::random_id()));
+        let result = std::fs::write(&probe, b"ready")
+            .map_err(|e| Error::io("data directory is not writable", e));
         let _ = std::fs::remove_file(&probe);
         result?;
         self.0.meta.blob_stats().map(|_| ())
@@ -186,12 +237,21 @@ impl Store {
 
     fn expire_sessions(&self) -> Result<usize> {
         let cutoff = now().saturating_sub(self.0.options.upload_max_age.as_secs());
-        let expired: Vec<String> =
-            self.0.meta.uploads().filter_map(|s| s.ok()).filter(|s| s.updated < cutoff).map(|s| s.id).collect();
+        let expired: Vec<String> = self
+            .0
+            .meta
+            .uploads()
+            .filter_map(|s| s.ok())
+            .filter(|s| s.updated < cutoff)
+            .map(|s| s.id)
+            .collect();
         for id in &expired {
             let _ = std::fs::remove_file(self.0.blobs.uploads_dir().join(id));
         }
-        let writes: Vec<Write> = expired.iter().map(|id| Write::DeleteUpload { id: id.clone() }).collect();
+        let writes: Vec<Write> = expired
+            .iter()
+            .map(|id| Write::DeleteUpload { id: id.clone() })
+            .collect();
         if !writes.is_empty() {
             self.0.meta.apply_volatile(&writes, &[])?;
         }
@@ -209,7 +269,13 @@ impl Store {
                 report.orphans_queued += 1;
             }
         }
-        let queued: std::collections::HashSet<Digest> = self.0.meta.gc_queue().filter_map(|e| e.ok()).map(|(d, _)| d).collect();
+        let queued: std::collections::HashSet<Digest> = self
+            .0
+            .meta
+            .gc_queue()
+            .filter_map(|e| e.ok())
+            .map(|(d, _)| d)
+            .collect();
         for entry in self.0.meta.blobs() {
             let (digest, record) = entry?;
             if !self.0.blobs.path(&digest).exists() {

@@ -33,7 +33,14 @@ pub async fn read_all(store: &Store, digest: &Digest, offset: u64, len: u64) -> 
 
 /// Deterministic test content of any size.
 pub fn content(seed: u8, len: usize) -> Vec<u8> {
-    (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed).rotate_left((i % 7) as u32)).collect()
+    (0..len)
+        .map(|i| {
+            (i as u8)
+                .wrapping_mul(31)
+                .wrapping_add(seed)
+                .rotate_left((i % 7) as u32)
+        })
+        .collect()
 }
 
 async fn put_chunks(store: &Store, data: &[u8], chunk: usize) -> crate::Result<crate::BlobInfo> {
@@ -49,20 +56,49 @@ async fn put_and_get(store: &Store) {
     let info = put_chunks(store, &data, 65_536).await.expect("put");
     assert_eq!(info.digest, Digest::of(&data), "digest of what was written");
     assert_eq!(info.size, data.len() as u64);
-    assert!(info.checksums.sha1.is_some() && info.checksums.md5.is_some() && info.checksums.sha512.is_some());
-    assert_eq!(read_all(store, &info.digest, 0, u64::MAX).await, data, "read back");
-    assert_eq!(store.blob(&info.digest).unwrap().unwrap().size, data.len() as u64, "indexed");
-    let empty = store.put_bytes(Bytes::new(), Want::NONE).await.expect("empty blob");
+    assert!(
+        info.checksums.sha1.is_some()
+            && info.checksums.md5.is_some()
+            && info.checksums.sha512.is_some()
+    );
+    assert_eq!(
+        read_all(store, &info.digest, 0, u64::MAX).await,
+        data,
+        "read back"
+    );
+    assert_eq!(
+        store.blob(&info.digest).unwrap().unwrap().size,
+        data.len() as u64,
+        "indexed"
+    );
+    let empty = store
+        .put_bytes(Bytes::new(), Want::NONE)
+        .await
+        .expect("empty blob");
     assert_eq!(empty.digest, Digest::of(b""));
     assert!(read_all(store, &empty.digest, 0, u64::MAX).await.is_empty());
     let unknown = Digest::of(b"never stored");
-    assert!(matches!(store.read(&unknown, 0, 1).await.err(), Some(Error::BlobUnknown(_))), "unknown blob");
+    assert!(
+        matches!(
+            store.read(&unknown, 0, 1).await.err(),
+            Some(Error::BlobUnknown(_))
+        ),
+        "unknown blob"
+    );
 }
 
 async fn ranges(store: &Store) {
     let data = content(2, 600_000);
     let info = put_chunks(store, &data, 100_000).await.unwrap();
-    for (offset, len) in [(0, 1), (1, 10), (262_143, 2), (300_000, 300_000), (599_999, 1), (599_999, 100), (600_000, 5)] {
+    for (offset, len) in [
+        (0, 1),
+        (1, 10),
+        (262_143, 2),
+        (300_000, 300_000),
+        (599_999, 1),
+        (599_999, 100),
+        (600_000, 5),
+    ] {
         let got = read_all(store, &info.digest, offset, len).await;
         let end = (offset + len).min(600_000) as usize;
         assert_eq!(got, &data[offset as usize..end], "range {offset}+{len}");
@@ -89,15 +125,25 @@ async fn concurrent_same_digest(store: &Store) {
         })
         .collect();
     for task in tasks {
-        assert_eq!(task.await.unwrap().expect("concurrent put").digest, Digest::of(&data));
+        assert_eq!(
+            task.await.unwrap().expect("concurrent put").digest,
+            Digest::of(&data)
+        );
     }
-    assert_eq!(read_all(store, &Digest::of(&data), 0, u64::MAX).await, data.as_ref(), "one intact copy");
+    assert_eq!(
+        read_all(store, &Digest::of(&data), 0, u64::MAX).await,
+        data.as_ref(),
+        "one intact copy"
+    );
 }
 
 async fn abort_leaves_nothing(store: &Store) {
     let data = content(5, 300_000);
     let mut ingest = store.begin(Want::NONE, u64::MAX, None).unwrap();
-    ingest.write(Bytes::copy_from_slice(&data[..100_000])).await.unwrap();
+    ingest
+        .write(Bytes::copy_from_slice(&data[..100_000]))
+        .await
+        .unwrap();
     drop(ingest);
     assert!(store.blob(&Digest::of(&data)).unwrap().is_none());
     assert_eq!(temp_files(store), 0, "an aborted ingest leaves no file");
@@ -106,36 +152,65 @@ async fn abort_leaves_nothing(store: &Store) {
 async fn limits_and_digests(store: &Store) {
     let data = content(6, 50_000);
     let mut ingest = store.begin(Want::NONE, 40_000, None).unwrap();
-    ingest.write(Bytes::copy_from_slice(&data[..30_000])).await.unwrap();
+    ingest
+        .write(Bytes::copy_from_slice(&data[..30_000]))
+        .await
+        .unwrap();
     let over = ingest.write(Bytes::copy_from_slice(&data[30_000..])).await;
-    assert!(matches!(over, Err(Error::TooLarge { limit: 40_000 })), "{over:?}");
+    assert!(
+        matches!(over, Err(Error::TooLarge { limit: 40_000 })),
+        "{over:?}"
+    );
     drop(ingest);
 
     let wrong = Digest::of(b"something else");
     let mut ingest = store.begin(Want::NONE, u64::MAX, Some(wrong)).unwrap();
     ingest.write(Bytes::copy_from_slice(&data)).await.unwrap();
     let mismatch = store.finish(ingest).await;
-    assert!(matches!(mismatch, Err(Error::DigestMismatch { .. })), "{mismatch:?}");
-    assert!(store.blob(&Digest::of(&data)).unwrap().is_none(), "nothing stored on mismatch");
+    assert!(
+        matches!(mismatch, Err(Error::DigestMismatch { .. })),
+        "{mismatch:?}"
+    );
+    assert!(
+        store.blob(&Digest::of(&data)).unwrap().is_none(),
+        "nothing stored on mismatch"
+    );
     assert!(!store.blob_path(&Digest::of(&data)).exists());
 
-    let mut ingest = store.begin(Want::NONE, u64::MAX, Some(Digest::of(&data))).unwrap();
+    let mut ingest = store
+        .begin(Want::NONE, u64::MAX, Some(Digest::of(&data)))
+        .unwrap();
     ingest.write(Bytes::copy_from_slice(&data)).await.unwrap();
     store.finish(ingest).await.expect("matching digest");
     assert_eq!(temp_files(store), 0);
 }
 
 fn version(blobs: Vec<Digest>) -> Version {
-    Version { blobs, metadata: serde_json::json!({}), created: 0 }
+    Version {
+        blobs,
+        metadata: serde_json::json!({}),
+        created: 0,
+    }
 }
 
 fn put_version(package: &str, v: &str, blobs: Vec<Digest>, replace: bool) -> Write {
-    Write::PutVersion { repo: "suite".into(), package: package.into(), version: v.into(), record: version(blobs), replace }
+    Write::PutVersion {
+        repo: "suite".into(),
+        package: package.into(),
+        version: v.into(),
+        record: version(blobs),
+        replace,
+    }
 }
 
 fn refs(store: &Store, digest: &Digest) -> u64 {
     store.blob(digest).unwrap();
-    store.meta().blob(digest).unwrap().expect("blob indexed").refs
+    store
+        .meta()
+        .blob(digest)
+        .unwrap()
+        .expect("blob indexed")
+        .refs
 }
 
 fn queued(store: &Store, digest: &Digest) -> bool {
@@ -143,55 +218,146 @@ fn queued(store: &Store, digest: &Digest) -> bool {
 }
 
 async fn reference_counts(store: &Store) {
-    let a = store.put_bytes(Bytes::from_static(b"layer a"), Want::NONE).await.unwrap().digest;
-    let b = store.put_bytes(Bytes::from_static(b"layer b"), Want::NONE).await.unwrap().digest;
+    let a = store
+        .put_bytes(Bytes::from_static(b"layer a"), Want::NONE)
+        .await
+        .unwrap()
+        .digest;
+    let b = store
+        .put_bytes(Bytes::from_static(b"layer b"), Want::NONE)
+        .await
+        .unwrap()
+        .digest;
     assert_eq!(refs(store, &a), 0);
     assert!(queued(store, &a), "an unreferenced blob waits for GC");
-    store.apply(&[put_version("app", "1", vec![a, b], false), put_version("app", "2", vec![a], false)], &[]).await.unwrap();
+    store
+        .apply(
+            &[
+                put_version("app", "1", vec![a, b], false),
+                put_version("app", "2", vec![a], false),
+            ],
+            &[],
+        )
+        .await
+        .unwrap();
     assert_eq!((refs(store, &a), refs(store, &b)), (2, 1));
-    assert!(!queued(store, &a) && !queued(store, &b), "referenced blobs leave the queue");
-    let asset = crate::Asset { digest: b, size: 7, package: None, version: None, content_type: None, created: 0 };
-    store.apply(&[Write::PutAsset { repo: "suite".into(), path: "x/b".into(), asset, replace: false }], &[]).await.unwrap();
+    assert!(
+        !queued(store, &a) && !queued(store, &b),
+        "referenced blobs leave the queue"
+    );
+    let asset = crate::Asset {
+        digest: b,
+        size: 7,
+        package: None,
+        version: None,
+        content_type: None,
+        created: 0,
+    };
+    store
+        .apply(
+            &[Write::PutAsset {
+                repo: "suite".into(),
+                path: "x/b".into(),
+                asset,
+                replace: false,
+            }],
+            &[],
+        )
+        .await
+        .unwrap();
     assert_eq!(refs(store, &b), 2, "assets count too");
-    let delete = |v: &str| Write::DeleteVersion { repo: "suite".into(), package: "app".into(), version: v.into() };
+    let delete = |v: &str| Write::DeleteVersion {
+        repo: "suite".into(),
+        package: "app".into(),
+        version: v.into(),
+    };
     store.apply(&[delete("1")], &[]).await.unwrap();
     assert_eq!((refs(store, &a), refs(store, &b)), (1, 1));
-    store.apply(&[delete("2"), Write::DeleteAsset { repo: "suite".into(), path: "x/b".into() }], &[]).await.unwrap();
+    store
+        .apply(
+            &[
+                delete("2"),
+                Write::DeleteAsset {
+                    repo: "suite".into(),
+                    path: "x/b".into(),
+                },
+            ],
+            &[],
+        )
+        .await
+        .unwrap();
     assert_eq!((refs(store, &a), refs(store, &b)), (0, 0));
-    assert!(queued(store, &a) && queued(store, &b), "blobs at zero references are queued");
+    assert!(
+        queued(store, &a) && queued(store, &b),
+        "blobs at zero references are queued"
+    );
     // Replacing a version moves the references.
-    store.apply(&[put_version("app", "3", vec![a], true)], &[]).await.unwrap();
-    store.apply(&[put_version("app", "3", vec![b], true)], &[]).await.unwrap();
+    store
+        .apply(&[put_version("app", "3", vec![a], true)], &[])
+        .await
+        .unwrap();
+    store
+        .apply(&[put_version("app", "3", vec![b], true)], &[])
+        .await
+        .unwrap();
     assert_eq!((refs(store, &a), refs(store, &b)), (0, 1));
 }
 
 async fn apply_is_atomic(store: &Store) {
-    let a = store.put_bytes(Bytes::from_static(b"atomic"), Want::NONE).await.unwrap().digest;
+    let a = store
+        .put_bytes(Bytes::from_static(b"atomic"), Want::NONE)
+        .await
+        .unwrap()
+        .digest;
     let missing = Digest::of(b"not in the store");
     let writes = [
         put_version("atomic", "1", vec![a], false),
-        Write::PutTag { repo: "suite".into(), package: "atomic".into(), tag: "latest".into(), version: "1".into() },
+        Write::PutTag {
+            repo: "suite".into(),
+            package: "atomic".into(),
+            tag: "latest".into(),
+            version: "1".into(),
+        },
         put_version("atomic", "2", vec![missing], false),
     ];
     let result = store.apply(&writes, &[]).await;
-    assert!(matches!(result, Err(Error::BlobUnknown(d)) if d == missing), "{result:?}");
+    assert!(
+        matches!(result, Err(Error::BlobUnknown(d)) if d == missing),
+        "{result:?}"
+    );
     let meta = store.meta();
-    assert!(meta.version("suite", "atomic", "1").unwrap().is_none(), "no write of a failed apply lands");
+    assert!(
+        meta.version("suite", "atomic", "1").unwrap().is_none(),
+        "no write of a failed apply lands"
+    );
     assert!(meta.tag("suite", "atomic", "latest").unwrap().is_none());
     assert_eq!(refs(store, &a), 0, "nor its reference counts");
 }
 
 async fn create_only_versions(store: &Store) {
-    let a = store.put_bytes(Bytes::from_static(b"release"), Want::NONE).await.unwrap().digest;
-    store.apply(&[put_version("lib", "1.0.0", vec![a], false)], &[]).await.unwrap();
-    let again = store.apply(&[put_version("lib", "1.0.0", vec![a], false)], &[]).await;
+    let a = store
+        .put_bytes(Bytes::from_static(b"release"), Want::NONE)
+        .await
+        .unwrap()
+        .digest;
+    store
+        .apply(&[put_version("lib", "1.0.0", vec![a], false)], &[])
+        .await
+        .unwrap();
+    let again = store
+        .apply(&[put_version("lib", "1.0.0", vec![a], false)], &[])
+        .await;
     assert!(matches!(again, Err(Error::Conflict(_))), "{again:?}");
     assert_eq!(refs(store, &a), 1);
     // Two racing creates of one version: exactly one wins.
     let tasks: Vec<_> = (0..4)
         .map(|_| {
             let store = store.clone();
-            tokio::spawn(async move { store.apply(&[put_version("lib", "2.0.0", vec![a], false)], &[]).await })
+            tokio::spawn(async move {
+                store
+                    .apply(&[put_version("lib", "2.0.0", vec![a], false)], &[])
+                    .await
+            })
         })
         .collect();
     let mut won = 0;
@@ -201,25 +367,49 @@ async fn create_only_versions(store: &Store) {
     assert_eq!(won, 1, "one of the racing creates succeeds");
     assert_eq!(refs(store, &a), 2);
     let versions = store.meta().versions("suite", "lib", None, 10).unwrap();
-    assert_eq!(versions.iter().map(|(v, _)| v.as_str()).collect::<Vec<_>>(), ["1.0.0", "2.0.0"]);
+    assert_eq!(
+        versions.iter().map(|(v, _)| v.as_str()).collect::<Vec<_>>(),
+        ["1.0.0", "2.0.0"]
+    );
 }
 
 async fn garbage_collection(store: &Store) {
-    let kept = store.put_bytes(Bytes::from_static(b"kept by a version"), Want::NONE).await.unwrap().digest;
-    let dropped = store.put_bytes(Bytes::from_static(b"referenced by nothing"), Want::NONE).await.unwrap().digest;
-    store.apply(&[put_version("gc", "1", vec![kept], false)], &[]).await.unwrap();
-    let (reclaimed, _) = store.collect_garbage(std::time::Duration::from_secs(3600)).unwrap();
+    let kept = store
+        .put_bytes(Bytes::from_static(b"kept by a version"), Want::NONE)
+        .await
+        .unwrap()
+        .digest;
+    let dropped = store
+        .put_bytes(Bytes::from_static(b"referenced by nothing"), Want::NONE)
+        .await
+        .unwrap()
+        .digest;
+    store
+        .apply(&[put_version("gc", "1", vec![kept], false)], &[])
+        .await
+        .unwrap();
+    let (reclaimed, _) = store
+        .collect_garbage(std::time::Duration::from_secs(3600))
+        .unwrap();
     assert_eq!(reclaimed, 0, "nothing is collected within the grace period");
     // Timestamps are whole seconds: step past the one the blobs were touched in.
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     let (count_before, _) = store.meta().blob_stats().unwrap();
     let (reclaimed, bytes) = store.collect_garbage(std::time::Duration::ZERO).unwrap();
-    assert!(reclaimed >= 1 && bytes >= 21, "{reclaimed} blobs, {bytes} bytes");
+    assert!(
+        reclaimed >= 1 && bytes >= 21,
+        "{reclaimed} blobs, {bytes} bytes"
+    );
     assert!(store.blob(&dropped).unwrap().is_none() && !store.blob_path(&dropped).exists());
     assert!(store.blob_path(&kept).exists() && store.blob(&kept).unwrap().is_some());
-    assert_eq!(store.meta().blob_stats().unwrap().0, count_before - reclaimed as u64);
+    assert_eq!(
+        store.meta().blob_stats().unwrap().0,
+        count_before - reclaimed as u64
+    );
 }
 
 fn temp_files(store: &Store) -> usize {
-    std::fs::read_dir(store.data_dir().join("uploads")).unwrap().count()
+    std::fs::read_dir(store.data_dir().join("uploads"))
+        .unwrap()
+        .count()
 }

@@ -21,8 +21,16 @@ async fn start_up_reconciles_files_and_index() {
     let dir = tempfile::tempdir().unwrap();
     let (kept, lost) = {
         let (store, _) = open(dir.path());
-        let kept = store.put_bytes(Bytes::from_static(b"kept"), Want::NONE).await.unwrap().digest;
-        let lost = store.put_bytes(Bytes::from_static(b"lost"), Want::NONE).await.unwrap().digest;
+        let kept = store
+            .put_bytes(Bytes::from_static(b"kept"), Want::NONE)
+            .await
+            .unwrap()
+            .digest;
+        let lost = store
+            .put_bytes(Bytes::from_static(b"lost"), Want::NONE)
+            .await
+            .unwrap()
+            .digest;
         store.meta().durable().await.unwrap();
         std::fs::remove_file(store.blob_path(&lost)).unwrap();
         (kept, lost)
@@ -30,7 +38,12 @@ async fn start_up_reconciles_files_and_index() {
     // A crash mid-ingest leaves a temp file; a crash between placing and indexing leaves an unknown blob file.
     std::fs::write(dir.path().join("uploads/tmp-0123"), b"half").unwrap();
     let orphan = wharf_storage::Digest::of(b"orphan");
-    let orphan_path = dir.path().join(format!("blobs/sha256/{}/{}/{}", &orphan.hex()[..2], &orphan.hex()[2..4], orphan.hex()));
+    let orphan_path = dir.path().join(format!(
+        "blobs/sha256/{}/{}/{}",
+        &orphan.hex()[..2],
+        &orphan.hex()[2..4],
+        orphan.hex()
+    ));
     std::fs::create_dir_all(orphan_path.parent().unwrap()).unwrap();
     std::fs::write(&orphan_path, b"orphan").unwrap();
 
@@ -38,9 +51,16 @@ async fn start_up_reconciles_files_and_index() {
     assert_eq!(report.temp_files_removed, 1);
     assert!(!dir.path().join("uploads/tmp-0123").exists());
     let index = store.reconcile_index().unwrap();
-    assert_eq!(index.missing, vec![lost], "an index entry without its file is reported");
+    assert_eq!(
+        index.missing,
+        vec![lost],
+        "an index entry without its file is reported"
+    );
     assert!(index.orphans_queued >= 1);
-    assert!(store.meta().gc_queue().any(|e| e.unwrap().0 == orphan), "an unknown file is queued for GC");
+    assert!(
+        store.meta().gc_queue().any(|e| e.unwrap().0 == orphan),
+        "an unknown file is queued for GC"
+    );
     assert!(store.blob(&kept).unwrap().is_some());
 
     let scrub = store.scrub().unwrap();

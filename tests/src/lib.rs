@@ -14,7 +14,10 @@ pub fn wharf_bin() -> PathBuf {
     BIN.get_or_init(|| {
         // target/<profile>/deps/<test> -> target/<profile>/wharf
         let exe = std::env::current_exe().expect("test binary path");
-        let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile>");
+        let profile_dir = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("target/<profile>");
         let release = profile_dir.file_name().is_some_and(|n| n == "release");
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut build = Command::new(cargo);
@@ -31,7 +34,11 @@ pub fn wharf_bin() -> PathBuf {
 
 pub fn wharf() -> Command {
     let mut command = Command::new(wharf_bin());
-    command.env_remove("WHARF_CONFIG").env_remove("WHARF_DATA").env_remove("WHARF_LISTEN").env("NO_COLOR", "1");
+    command
+        .env_remove("WHARF_CONFIG")
+        .env_remove("WHARF_DATA")
+        .env_remove("WHARF_LISTEN")
+        .env("NO_COLOR", "1");
     command
 }
 
@@ -63,7 +70,9 @@ impl Server {
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if let Some(addr) = line.split("listening on http://").nth(1) {
-                    let end = addr.find(|c: char| !(c.is_ascii_hexdigit() || ".:[]".contains(c))).unwrap_or(addr.len());
+                    let end = addr
+                        .find(|c: char| !(c.is_ascii_hexdigit() || ".:[]".contains(c)))
+                        .unwrap_or(addr.len());
                     let _ = tx.send(addr[..end].to_string());
                 }
                 sink.lock().unwrap().push(line);
@@ -85,7 +94,12 @@ impl Server {
             }
         };
         let admin_password = prx.recv_timeout(Duration::from_millis(200)).ok();
-        Server { child, addr, log, admin_password }
+        Server {
+            child,
+            addr,
+            log,
+            admin_password,
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -100,13 +114,19 @@ impl Server {
     /// SIGTERM, then waits for the exit status.
     pub fn terminate(mut self) -> std::process::ExitStatus {
         // SAFETY-free: plain kill(2) through the libc crate is not `unsafe`-free, so use the kill command.
-        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
         let deadline = Instant::now() + Duration::from_secs(40);
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
                 return status;
             }
-            assert!(Instant::now() < deadline, "wharf did not stop after SIGTERM");
+            assert!(
+                Instant::now() < deadline,
+                "wharf did not stop after SIGTERM"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -121,7 +141,11 @@ impl Drop for Server {
 
 /// An HTTP agent that reports 4xx/5xx as responses, not errors.
 pub fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder().http_status_as_error(false).timeout_global(Some(Duration::from_secs(60))).build().into()
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(60)))
+        .build()
+        .into()
 }
 
 pub fn basic(user: &str, password: &str) -> String {
@@ -135,7 +159,10 @@ fn base64_encode(bytes: &[u8]) -> String {
     const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::new();
     for chunk in bytes.chunks(3) {
-        let n = chunk.iter().enumerate().fold(0u32, |n, (i, b)| n | (*b as u32) << (16 - 8 * i));
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, b)| n | (*b as u32) << (16 - 8 * i));
         for i in 0..4 {
             if i <= chunk.len() {
                 out.push(TABLE[(n >> (18 - 6 * i) & 63) as usize] as char);

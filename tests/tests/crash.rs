@@ -46,7 +46,11 @@ struct Ledger {
 fn acknowledged_writes_survive_sigkill() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let seed = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_nanos() as u64 | 1;
+    let seed = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        | 1;
     eprintln!("seed {seed}");
     let mut rng = Rng(seed);
     let ledger = Arc::new(Mutex::new(Ledger::default()));
@@ -57,12 +61,22 @@ fn acknowledged_writes_survive_sigkill() {
         if round > 0 {
             verify(&server, &ledger.lock().unwrap(), &data);
         }
-        let password = password.get_or_insert_with(|| server.admin_password.clone().expect("admin password")).clone();
+        let password = password
+            .get_or_insert_with(|| server.admin_password.clone().expect("admin password"))
+            .clone();
         let stop = Arc::new(AtomicBool::new(false));
         let writers: Vec<_> = (0..WRITERS)
             .map(|w| {
-                let (url, ledger, stop, auth) = (server.url(""), ledger.clone(), stop.clone(), basic("admin", &password));
-                let mut rng = Rng(seed.wrapping_mul(round as u64 + 7).wrapping_add(w as u64 * 7919) | 1);
+                let (url, ledger, stop, auth) = (
+                    server.url(""),
+                    ledger.clone(),
+                    stop.clone(),
+                    basic("admin", &password),
+                );
+                let mut rng = Rng(seed
+                    .wrapping_mul(round as u64 + 7)
+                    .wrapping_add(w as u64 * 7919)
+                    | 1);
                 std::thread::spawn(move || {
                     let http = agent();
                     for i in 0.. {
@@ -70,18 +84,32 @@ fn acknowledged_writes_survive_sigkill() {
                             break;
                         }
                         // Mostly small files, some of several MiB so kills land mid-stream too.
-                        let len = if rng.below(4) == 0 { 1 << 20 | rng.below(3 << 20) } else { rng.below(64 << 10) } as usize;
+                        let len = if rng.below(4) == 0 {
+                            1 << 20 | rng.below(3 << 20)
+                        } else {
+                            rng.below(64 << 10)
+                        } as usize;
                         let body = rng.bytes(len);
                         let path = format!("/repository/generic/r{round}/w{w}/{i}.bin");
                         let sha = sha256_hex(&body);
-                        ledger.lock().unwrap().unsure.push((path.clone(), sha.clone()));
-                        match http.put(&format!("{url}{path}")).header("authorization", &auth).send(&body[..]) {
+                        ledger
+                            .lock()
+                            .unwrap()
+                            .unsure
+                            .push((path.clone(), sha.clone()));
+                        match http
+                            .put(&format!("{url}{path}"))
+                            .header("authorization", &auth)
+                            .send(&body[..])
+                        {
                             Ok(response) if response.status() == 201 => {
                                 let mut l = ledger.lock().unwrap();
                                 l.unsure.retain(|(p, _)| *p != path);
                                 l.acked.push((path, sha));
                             }
-                            Ok(response) => panic!("unexpected status {} for {path}", response.status()),
+                            Ok(response) => {
+                                panic!("unexpected status {} for {path}", response.status())
+                            }
                             Err(_) => break,
                         }
                     }
@@ -99,21 +127,49 @@ fn acknowledged_writes_survive_sigkill() {
     let server = Server::start(&data, &[]);
     let ledger = ledger.lock().unwrap();
     verify(&server, &ledger, &data);
-    assert!(ledger.acked.len() >= ROUNDS, "the test wrote too little to mean anything: {}", ledger.acked.len());
-    eprintln!("{} acknowledged writes verified, {} unacknowledged checked", ledger.acked.len(), ledger.unsure.len());
+    assert!(
+        ledger.acked.len() >= ROUNDS,
+        "the test wrote too little to mean anything: {}",
+        ledger.acked.len()
+    );
+    eprintln!(
+        "{} acknowledged writes verified, {} unacknowledged checked",
+        ledger.acked.len(),
+        ledger.unsure.len()
+    );
     server.kill9();
-    let scrub = wharf().arg("scrub").arg("--data").arg(&data).output().unwrap();
-    assert!(scrub.status.success(), "scrub: {}", String::from_utf8_lossy(&scrub.stdout));
+    let scrub = wharf()
+        .arg("scrub")
+        .arg("--data")
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(
+        scrub.status.success(),
+        "scrub: {}",
+        String::from_utf8_lossy(&scrub.stdout)
+    );
 }
 
 fn verify(server: &Server, ledger: &Ledger, data: &std::path::Path) {
-    let leftovers: Vec<_> = std::fs::read_dir(data.join("uploads")).unwrap().map(|e| e.unwrap().file_name()).collect();
-    assert!(leftovers.is_empty(), "abandoned uploads are cleaned at start-up: {leftovers:?}");
+    let leftovers: Vec<_> = std::fs::read_dir(data.join("uploads"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(
+        leftovers.is_empty(),
+        "abandoned uploads are cleaned at start-up: {leftovers:?}"
+    );
     let http = agent();
     for (path, sha) in &ledger.acked {
         let mut response = http.get(&server.url(path)).call().unwrap();
         assert_eq!(response.status(), 200, "acknowledged {path} is present");
-        let body = response.body_mut().with_config().limit(64 << 20).read_to_vec().unwrap();
+        let body = response
+            .body_mut()
+            .with_config()
+            .limit(64 << 20)
+            .read_to_vec()
+            .unwrap();
         assert_eq!(&sha256_hex(&body), sha, "acknowledged {path} is intact");
     }
     for (path, sha) in &ledger.unsure {
@@ -121,8 +177,17 @@ fn verify(server: &Server, ledger: &Ledger, data: &std::path::Path) {
         match response.status().as_u16() {
             404 => {}
             200 => {
-                let body = response.body_mut().with_config().limit(64 << 20).read_to_vec().unwrap();
-                assert_eq!(&sha256_hex(&body), sha, "an unacknowledged {path} is whole or absent, never partial");
+                let body = response
+                    .body_mut()
+                    .with_config()
+                    .limit(64 << 20)
+                    .read_to_vec()
+                    .unwrap();
+                assert_eq!(
+                    &sha256_hex(&body),
+                    sha,
+                    "an unacknowledged {path} is whole or absent, never partial"
+                );
             }
             other => panic!("{path}: status {other}"),
         }
