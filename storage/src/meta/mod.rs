@@ -19,7 +19,7 @@
 //!
 //! Records are JSON. sled's own flush only calls `sync_file_range`, which neither flushes the disk cache nor the
 //! file size, so a durable commit flushes and then fsyncs sled's log file; concurrent writers share one such
-//! flush (group commit).
+//! flush (group commit). The transaction body, where reference counts and create-only checks live, is in `apply`.
 
 use std::fs::File;
 use std::path::Path;
@@ -33,6 +33,9 @@ use sled::{Transactional, Tree};
 use crate::digest::{Checksums, Digest};
 use crate::error::{Error, Result};
 use crate::model::*;
+
+mod apply;
+use apply::{apply_one, count};
 
 const TREES: [&str; 13] = [
     "repositories",
@@ -468,177 +471,6 @@ impl Meta {
         }
         Ok(out)
     }
-}
-
-fn apply_one(t: &[TransactionalTree], write: &Write, now: Time) -> Result<(), TxError> {
-    match write {
-        Write::PutRepository(record) => put(&t[REPOS], record.name.as_bytes(), record)?,
-        Write::PutVersion {
-            repo,
-            package,
-            version,
-            record,
-            replace,
-        } => {
-            let k = key(&[repo, package, version]);
-            let old = get::<Version>(&t[VERSIONS], &k, "versions")?;
-            if old.is_some() && !replace {
-                return abort(Error::Conflict(format!(
-                    "{package} {version} already exists and cannot be overwritten"
-                )));
-            }
-            for digest in &record.blobs {
-                incref(t, digest)?;
-            }
-            for digest in old.iter().flat_map(|v| &v.blobs) {
-                decref(t, digest, now)?;
-            }
-            put(
-                &t[VERSIONS],
-                &k,
-                &Version {
-                    created: old.map_or(now, |o| o.created),
-                    ..record.clone()
-                },
-            )?;
-            let pk = key(&[repo, package]);
-            let created = get::<Package>(&t[PACKAGES], &pk, "packages")?.map_or(now, |p| p.created);
-            put(
-                &t[PACKAGES],
-                &pk,
-                &Package {
-                    created,
-                    updated: now,
-                },
-            )?;
-        }
-        Write::DeleteVersion {
-            repo,
-            package,
-            version,
-        } => {
-            let Some(old) =
-                take::<Version>(&t[VERSIONS], &key(&[repo, package, version]), "versions")?
-            else {
-                return abort(Error::NotFound(format!("{package} {version}")));
-            };
-            for digest in &old.blobs {
-                decref(t, digest, now)?;
-            }
-        }
-        Write::PutTag {
-            repo,
-            package,
-            tag,
-            version,
-        } => put(
-            &t[TAGS],
-            &key(&[repo, package, tag]),
-            &Tag {
-                version: version.clone(),
-                updated: now,
-            },
-        )?,
-        Write::DeleteTag { repo, package, tag } => {
-            if t[TAGS].remove(key(&[repo, package, tag]))?.is_none() {
-                return abort(Error::NotFound(format!("tag {tag} of {package}")));
-            }
-        }
-        Write::PutAsset {
-            repo,
-            path,
-            asset,
-            replace,
-        } => {
-            let k = key(&[repo, path]);
-            let old = get::<Asset>(&t[ASSETS], &k, "assets")?;
-            if old.is_some() && !replace {
-                return abort(Error::Conflict(format!(
-                    "{path} already exists and cannot be overwritten"
-                )));
-            }
-            incref(t, &asset.digest)?;
-            if let Some(old) = old {
-                decref(t, &old.digest, now)?;
-            }
-            put(&t[ASSETS], &k, asset)?;
-        }
-        Write::DeleteAsset { repo, path } => {
-            let Some(old) = take::<Asset>(&t[ASSETS], &key(&[repo, path]), "assets")? else {
-                return abort(Error::NotFound(path.clone()));
-            };
-            decref(t, &old.digest, now)?;
-        }
-        Write::PutKv {
-            repo,
-            key: k,
-            value,
-        } => {
-            t[KV].insert(key(&[repo, k]), value.as_slice())?;
-        }
-        Write::DeleteKv { repo, key: k } => {
-            t[KV].remove(key(&[repo, k]))?;
-        }
-        Write::PutUpload(session) => put(&t[UPLOADS], session.id.as_bytes(), session)?,
-        Write::DeleteUpload { id } => {
-            t[UPLOADS].remove(id.as_bytes())?;
-        }
-        Write::PutUser { user, replace } => {
-            if !replace && t[USERS].get(user.name.as_bytes())?.is_some() {
-                return abort(Error::Conflict(format!(
-                    "user {} already exists",
-                    user.name
-                )));
-            }
-            put(&t[USERS], user.name.as_bytes(), user)?
-        }
-        Write::DeleteUser { name } => {
-            if t[USERS].remove(name.as_bytes())?.is_none() {
-                return abort(Error::NotFound(format!("user {name}")));
-            }
-        }
-        Write::PutToken { hash, token } => put(&t[TOKENS], hash.as_bytes(), token)?,
-        Write::DeleteToken { hash } => {
-            if t[TOKENS].remove(hash.as_bytes())?.is_none() {
-                return abort(Error::NotFound("token".into()));
-            }
-        }
-    }
-    Ok(())
-}
-
-fn incref(t: &[TransactionalTree], digest: &Digest) -> Result<(), TxError> {
-    let k = digest.hex();
-    let Some(mut record) = get::<BlobRecord>(&t[BLOBS], k.as_bytes(), "blobs")? else {
-        return abort(Error::BlobUnknown(*digest));
-    };
-    record.refs += 1;
-    if record.refs == 1 {
-        t[GC].remove(k.as_bytes())?;
-    }
-    put(&t[BLOBS], k.as_bytes(), &record)
-}
-
-fn decref(t: &[TransactionalTree], digest: &Digest, now: Time) -> Result<(), TxError> {
-    let k = digest.hex();
-    if let Some(mut record) = get::<BlobRecord>(&t[BLOBS], k.as_bytes(), "blobs")? {
-        record.refs = record.refs.saturating_sub(1);
-        if record.refs == 0 {
-            t[GC].insert(k.as_bytes(), &now.to_be_bytes())?;
-        }
-        put(&t[BLOBS], k.as_bytes(), &record)?;
-    }
-    Ok(())
-}
-
-fn count(stats: &TransactionalTree, blobs: i64, bytes: i64) -> Result<(), TxError> {
-    for (k, delta) in [("blobs", blobs), ("bytes", bytes)] {
-        let old = stats.get(k)?.map_or(0, |v| {
-            u64::from_be_bytes(v.as_ref().try_into().unwrap_or([0; 8]))
-        });
-        stats.insert(k, &old.saturating_add_signed(delta).to_be_bytes())?;
-    }
-    Ok(())
 }
 
 fn flatten<T>(result: Result<T, TransactionError<Error>>) -> Result<T> {
