@@ -164,27 +164,19 @@ fn verify(server: &Server, ledger: &Ledger, data: &std::path::Path) {
     for (path, sha) in &ledger.acked {
         let mut response = http.get(&server.url(path)).call().unwrap();
         assert_eq!(response.status(), 200, "acknowledged {path} is present");
-        let body = response
-            .body_mut()
-            .with_config()
-            .limit(64 << 20)
-            .read_to_vec()
-            .unwrap();
-        assert_eq!(&sha256_hex(&body), sha, "acknowledged {path} is intact");
+        assert_eq!(
+            &body_sha(&mut response),
+            sha,
+            "acknowledged {path} is intact"
+        );
     }
     for (path, sha) in &ledger.unsure {
         let mut response = http.get(&server.url(path)).call().unwrap();
         match response.status().as_u16() {
             404 => {}
             200 => {
-                let body = response
-                    .body_mut()
-                    .with_config()
-                    .limit(64 << 20)
-                    .read_to_vec()
-                    .unwrap();
                 assert_eq!(
-                    &sha256_hex(&body),
+                    &body_sha(&mut response),
                     sha,
                     "an unacknowledged {path} is whole or absent, never partial"
                 );
@@ -192,4 +184,15 @@ fn verify(server: &Server, ledger: &Ledger, data: &std::path::Path) {
             other => panic!("{path}: status {other}"),
         }
     }
+}
+
+fn body_sha(response: &mut ureq::http::Response<ureq::Body>) -> String {
+    sha256_hex(
+        &response
+            .body_mut()
+            .with_config()
+            .limit(64 << 20)
+            .read_to_vec()
+            .unwrap(),
+    )
 }

@@ -169,9 +169,7 @@ fn decref(t: &[TransactionalTree], digest: &Digest, now: Time) -> Result<(), TxE
 
 pub(super) fn count(stats: &TransactionalTree, blobs: i64, bytes: i64) -> Result<(), TxError> {
     for (k, delta) in [("blobs", blobs), ("bytes", bytes)] {
-        let old = stats.get(k)?.map_or(0, |v| {
-            u64::from_be_bytes(v.as_ref().try_into().unwrap_or([0; 8]))
-        });
+        let old = stats.get(k)?.map_or(0, |v| be_u64(&v));
         stats.insert(k, &old.saturating_add_signed(delta).to_be_bytes())?;
     }
     Ok(())

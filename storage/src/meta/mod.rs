@@ -207,11 +207,8 @@ impl Meta {
 
     /// Number of blobs and their total size, from the counters the transactions keep.
     pub fn blob_stats(&self) -> Result<(u64, u64)> {
-        let get = |k: &str| -> Result<u64> {
-            Ok(self.tree(STATS).get(k)?.map_or(0, |v| {
-                u64::from_be_bytes(v.as_ref().try_into().unwrap_or([0; 8]))
-            }))
-        };
+        let get =
+            |k: &str| -> Result<u64> { Ok(self.tree(STATS).get(k)?.map_or(0, |v| be_u64(&v))) };
         Ok((get("blobs")?, get("bytes")?))
     }
 
@@ -223,13 +220,7 @@ impl Meta {
     pub fn blobs(&self) -> impl Iterator<Item = Result<(Digest, BlobRecord)>> + '_ {
         self.tree(BLOBS).iter().map(|entry| {
             let (k, v) = entry?;
-            let digest = std::str::from_utf8(&k)
-                .ok()
-                .and_then(|k| k.parse().ok())
-                .ok_or_else(|| Error::Corrupt {
-                    tree: "blobs",
-                    detail: "key is not a digest".into(),
-                })?;
+            let digest = digest_key(&k, "blobs")?;
             Ok((digest, decode(&v, "blobs")?))
         })
     }
@@ -238,17 +229,8 @@ impl Meta {
     pub fn gc_queue(&self) -> impl Iterator<Item = Result<(Digest, Time)>> + '_ {
         self.tree(GC).iter().map(|entry| {
             let (k, v) = entry?;
-            let digest = std::str::from_utf8(&k)
-                .ok()
-                .and_then(|k| k.parse().ok())
-                .ok_or_else(|| Error::Corrupt {
-                    tree: "gc",
-                    detail: "key is not a digest".into(),
-                })?;
-            Ok((
-                digest,
-                u64::from_be_bytes(v.as_ref().try_into().unwrap_or([0; 8])),
-            ))
+            let digest = digest_key(&k, "gc")?;
+            Ok((digest, be_u64(&v)))
         })
     }
 
@@ -471,6 +453,21 @@ impl Meta {
         }
         Ok(out)
     }
+}
+
+fn digest_key(key: &[u8], tree: &'static str) -> Result<Digest> {
+    std::str::from_utf8(key)
+        .ok()
+        .and_then(|k| k.parse().ok())
+        .ok_or_else(|| Error::Corrupt {
+            tree,
+            detail: "key is not a digest".into(),
+        })
+}
+
+/// Counters and times are stored as 8 big-endian bytes; anything else reads as 0.
+fn be_u64(bytes: &[u8]) -> u64 {
+    u64::from_be_bytes(bytes.try_into().unwrap_or([0; 8]))
 }
 
 fn flatten<T>(result: Result<T, TransactionError<Error>>) -> Result<T> {
