@@ -75,17 +75,14 @@ impl Auth {
         self.by_password(user, secret).await.map(Some)
     }
 
+    /// A token reads `wharf_<id>_<random>`. The public id finds the record; the secret's hash is then compared in
+    /// constant time, so the time an answer takes says nothing about how much of a guess was right.
     fn by_token(&self, secret: &str) -> Result<Principal, Error> {
-        let hash = token_hash(secret);
-        let token = self
-            .store
-            .meta()
-            .token(&hash)?
-            .ok_or_else(|| Error::Unauthorized("unknown or revoked token".into()))?;
-        // The lookup found the record by this hash; comparing again in constant time keeps the check independent of
-        // how the index compares keys.
-        if !bool::from(hash.as_bytes().ct_eq(token_hash(secret).as_bytes())) {
-            return Err(Error::Unauthorized("unknown or revoked token".into()));
+        let denied = || Error::Unauthorized("unknown or revoked token".into());
+        let id = token_id(secret).ok_or_else(denied)?;
+        let token = self.store.meta().token(id)?.ok_or_else(denied)?;
+        if !bool::from(token.hash.as_bytes().ct_eq(token_hash(secret).as_bytes())) {
+            return Err(denied());
         }
         let user = self
             .store
@@ -154,6 +151,13 @@ pub fn token_hash(secret: &str) -> String {
     hex::encode(Sha256::digest(secret.as_bytes()))
 }
 
+/// The public id of a `wharf_<id>_<random>` token. Ids are hex, so the first `_` after the prefix ends it even though
+/// the random part may contain `_`.
+fn token_id(secret: &str) -> Option<&str> {
+    let (id, random) = secret.strip_prefix(TOKEN_PREFIX)?.split_once('_')?;
+    (!id.is_empty() && !random.is_empty()).then_some(id)
+}
+
 pub fn hash_password(password: &str) -> String {
     let mut salt = [0u8; 16];
     getrandom::fill(&mut salt).expect("the OS random source works");
@@ -191,14 +195,9 @@ pub fn new_user(name: &str, password: &str, admin: bool) -> Result<Write, Error>
             "user name `{name}` must be 1-64 characters of a-z, A-Z, 0-9, `.`, `_`, `-`"
         )));
     }
-    if password.len() < 8 {
-        return Err(Error::Invalid(
-            "a password needs at least 8 characters".into(),
-        ));
-    }
     let user = User {
         name: name.into(),
-        password_hash: hash_password(password),
+        password_hash: checked_password_hash(password)?,
         admin,
         created: now(),
     };
@@ -206,6 +205,16 @@ pub fn new_user(name: &str, password: &str, admin: bool) -> Result<Write, Error>
         user,
         replace: false,
     })
+}
+
+/// Hashes a password that meets the minimum length; shared by `user add` and `user passwd`.
+pub fn checked_password_hash(password: &str) -> Result<String, Error> {
+    if password.len() < 8 {
+        return Err(Error::Invalid(
+            "a password needs at least 8 characters".into(),
+        ));
+    }
+    Ok(hash_password(password))
 }
 
 pub fn valid_user_name(name: &str) -> bool {
@@ -217,20 +226,16 @@ pub fn valid_user_name(name: &str) -> bool {
 
 /// A new API token for `user`: the secret (shown once) and the write that stores its hash.
 pub fn new_token(user: &str, name: &str) -> (String, Write) {
-    let secret = format!("{TOKEN_PREFIX}{}", random_secret(32));
+    let id = wharf_storage::random_id()[..12].to_string();
+    let secret = format!("{TOKEN_PREFIX}{id}_{}", random_secret(32));
     let token = Token {
-        id: wharf_storage::random_id()[..12].to_string(),
+        id,
         user: user.into(),
         name: name.into(),
         created: now(),
+        hash: token_hash(&secret),
     };
-    (
-        secret.clone(),
-        Write::PutToken {
-            hash: token_hash(&secret),
-            token,
-        },
-    )
+    (secret, Write::PutToken(token))
 }
 
 #[cfg(test)]
@@ -291,6 +296,12 @@ mod tests {
             alice
         );
         assert!(auth.authenticate(Some("Bearer wharf_nope")).await.is_err());
+        let (id, _) = secret[TOKEN_PREFIX.len()..].split_once('_').unwrap();
+        let forged = format!("Bearer {TOKEN_PREFIX}{id}_{}", random_secret(32));
+        assert!(
+            auth.authenticate(Some(&forged)).await.is_err(),
+            "a real id with a wrong secret is refused"
+        );
         assert!(auth.authenticate(Some("Basic !!!")).await.is_err());
         assert!(auth.authenticate(Some("Digest x")).await.is_err());
         assert!(secret.len() >= TOKEN_PREFIX.len() + 43, "at least 256 bits");

@@ -293,12 +293,7 @@ async fn user(command: UserCommand) -> Result<()> {
                 .user(&name)?
                 .ok_or_else(|| Error::Invalid(format!("no user named {name}")))?;
             let password = read_password()?;
-            let Write::PutUser { user: fresh, .. } =
-                crate::auth::new_user(&name, &password, user.admin)?
-            else {
-                unreachable!()
-            };
-            user.password_hash = fresh.password_hash;
+            user.password_hash = crate::auth::checked_password_hash(&password)?;
             store
                 .apply(
                     &[Write::PutUser {
@@ -329,7 +324,7 @@ async fn token(command: TokenCommand) -> Result<()> {
             println!("{secret}");
         }
         TokenCommand::List(args) => {
-            for (_, token) in open_store(&args)?.meta().tokens()? {
+            for token in open_store(&args)?.meta().tokens()? {
                 println!(
                     "{}\t{}\t{}\t{}",
                     token.id, token.user, token.name, token.created
@@ -338,15 +333,13 @@ async fn token(command: TokenCommand) -> Result<()> {
         }
         TokenCommand::Revoke { id, store } => {
             let store = open_store(&store)?;
-            let (hash, token) = store
+            let token = store
                 .meta()
-                .tokens()?
-                .into_iter()
-                .find(|(_, t)| t.id == id)
+                .token(&id)?
                 .ok_or_else(|| Error::Invalid(format!("no token with id {id}")))?;
             store
                 .apply(
-                    &[Write::DeleteToken { hash }],
+                    &[Write::DeleteToken { id: id.clone() }],
                     &[audit("token-revoke", &token.user)],
                 )
                 .await?;

@@ -93,11 +93,13 @@ pub struct User {
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Token {
-    /// Public handle for listing and revoking; the secret itself is never stored.
+    /// Public handle, also the first part of the secret: lookups, listing and revoking go by it.
     pub id: String,
     pub user: String,
     pub name: String,
     pub created: Time,
+    /// Hex sha256 of the whole secret; the secret itself is never stored.
+    pub hash: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -172,12 +174,8 @@ pub enum Write {
     DeleteUser {
         name: String,
     },
-    /// `hash` is the hex sha256 of the secret.
-    PutToken {
-        hash: String,
-        token: Token,
-    },
+    PutToken(Token),
     DeleteToken {
-        hash: String,
+        id: String,
     },
 }

@@ -133,10 +133,10 @@ pub(super) fn apply_one(t: &[TransactionalTree], write: &Write, now: Time) -> Re
                 return abort(Error::NotFound(format!("user {name}")));
             }
         }
-        Write::PutToken { hash, token } => put(&t[TOKENS], hash.as_bytes(), token)?,
-        Write::DeleteToken { hash } => {
-            if t[TOKENS].remove(hash.as_bytes())?.is_none() {
-                return abort(Error::NotFound("token".into()));
+        Write::PutToken(token) => put(&t[TOKENS], token.id.as_bytes(), token)?,
+        Write::DeleteToken { id } => {
+            if t[TOKENS].remove(id.as_bytes())?.is_none() {
+                return abort(Error::NotFound(format!("token {id}")));
             }
         }
     }

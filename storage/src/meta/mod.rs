@@ -12,7 +12,7 @@
 //!   gc            hex                      -> queued at (u64 BE)
 //!   uploads       id                       -> UploadSession
 //!   users         name                     -> User
-//!   tokens        sha256(secret) hex       -> Token
+//!   tokens        id                       -> Token (with the sha256 of its secret)
 //!   audit         sled id (u64 BE)         -> AuditEvent
 //!   stats         "blobs" | "bytes"        -> u64 BE, kept exact by the transactions that add or remove a blob
 //! ```
@@ -367,21 +367,15 @@ impl Meta {
             .collect()
     }
 
-    pub fn token(&self, hash: &str) -> Result<Option<Token>> {
-        read(self.tree(TOKENS), hash.as_bytes(), "tokens")
+    pub fn token(&self, id: &str) -> Result<Option<Token>> {
+        read(self.tree(TOKENS), id.as_bytes(), "tokens")
     }
 
-    /// Tokens with the hash of their secret. The tree holds one entry per token a person made: small.
-    pub fn tokens(&self) -> Result<Vec<(String, Token)>> {
+    /// Every token. The tree holds one entry per token a person made: small.
+    pub fn tokens(&self) -> Result<Vec<Token>> {
         self.tree(TOKENS)
             .iter()
-            .map(|e| {
-                let (k, v) = e?;
-                Ok((
-                    String::from_utf8_lossy(&k).into_owned(),
-                    decode(&v, "tokens")?,
-                ))
-            })
+            .map(|e| decode(&e?.1, "tokens"))
             .collect()
     }
 
