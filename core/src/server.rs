@@ -78,7 +78,9 @@ impl App {
                 );
             }
         }
-        store.apply(&writes, &[]).await?;
+        if !writes.is_empty() {
+            store.apply(&writes, &[]).await?;
+        }
         let admin_password = first_admin(&store).await?;
         let auth = Auth::new(store.clone(), config.auth.credential_cache.get());
         Ok(Opened {

@@ -148,7 +148,7 @@ impl Store {
     }
 
     fn lock(&self, digest: &Digest) -> std::sync::MutexGuard<'_, ()> {
-        let stripe = digest.hex().as_bytes()[0] as usize % self.0.placing.len();
+        let stripe = digest.as_bytes()[0] as usize % self.0.placing.len();
         self.0.placing[stripe]
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())

@@ -31,6 +31,15 @@ pub async fn read_all(store: &Store, digest: &Digest, offset: u64, len: u64) -> 
     out
 }
 
+/// Stores a small value and returns its digest.
+pub async fn put_small(store: &Store, bytes: &'static [u8]) -> Digest {
+    store
+        .put_bytes(Bytes::from_static(bytes), Want::NONE)
+        .await
+        .expect("small put")
+        .digest
+}
+
 /// Deterministic test content of any size.
 pub fn content(seed: u8, len: usize) -> Vec<u8> {
     (0..len)
@@ -204,7 +213,6 @@ fn put_version(package: &str, v: &str, blobs: Vec<Digest>, replace: bool) -> Wri
 }
 
 fn refs(store: &Store, digest: &Digest) -> u64 {
-    store.blob(digest).unwrap();
     store
         .meta()
         .blob(digest)
@@ -218,16 +226,8 @@ fn queued(store: &Store, digest: &Digest) -> bool {
 }
 
 async fn reference_counts(store: &Store) {
-    let a = store
-        .put_bytes(Bytes::from_static(b"layer a"), Want::NONE)
-        .await
-        .unwrap()
-        .digest;
-    let b = store
-        .put_bytes(Bytes::from_static(b"layer b"), Want::NONE)
-        .await
-        .unwrap()
-        .digest;
+    let a = put_small(store, b"layer a").await;
+    let b = put_small(store, b"layer b").await;
     assert_eq!(refs(store, &a), 0);
     assert!(queued(store, &a), "an unreferenced blob waits for GC");
     store
@@ -304,11 +304,7 @@ async fn reference_counts(store: &Store) {
 }
 
 async fn apply_is_atomic(store: &Store) {
-    let a = store
-        .put_bytes(Bytes::from_static(b"atomic"), Want::NONE)
-        .await
-        .unwrap()
-        .digest;
+    let a = put_small(store, b"atomic").await;
     let missing = Digest::of(b"not in the store");
     let writes = [
         put_version("atomic", "1", vec![a], false),
@@ -335,11 +331,7 @@ async fn apply_is_atomic(store: &Store) {
 }
 
 async fn create_only_versions(store: &Store) {
-    let a = store
-        .put_bytes(Bytes::from_static(b"release"), Want::NONE)
-        .await
-        .unwrap()
-        .digest;
+    let a = put_small(store, b"release").await;
     store
         .apply(&[put_version("lib", "1.0.0", vec![a], false)], &[])
         .await
@@ -374,16 +366,8 @@ async fn create_only_versions(store: &Store) {
 }
 
 async fn garbage_collection(store: &Store) {
-    let kept = store
-        .put_bytes(Bytes::from_static(b"kept by a version"), Want::NONE)
-        .await
-        .unwrap()
-        .digest;
-    let dropped = store
-        .put_bytes(Bytes::from_static(b"referenced by nothing"), Want::NONE)
-        .await
-        .unwrap()
-        .digest;
+    let kept = put_small(store, b"kept by a version").await;
+    let dropped = put_small(store, b"referenced by nothing").await;
     store
         .apply(&[put_version("gc", "1", vec![kept], false)], &[])
         .await

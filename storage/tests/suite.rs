@@ -1,8 +1,7 @@
 //! The storage suite on the embedded backend, plus what only the embedded backend does: start-up reconciliation
 //! against its files.
 
-use bytes::Bytes;
-use wharf_storage::{Options, Store, Want, suite};
+use wharf_storage::{Options, Store, suite};
 
 fn open(dir: &std::path::Path) -> (Store, wharf_storage::Reconciled) {
     Store::open(Options::new(dir)).expect("store opens")
@@ -21,16 +20,8 @@ async fn start_up_reconciles_files_and_index() {
     let dir = tempfile::tempdir().unwrap();
     let (kept, lost) = {
         let (store, _) = open(dir.path());
-        let kept = store
-            .put_bytes(Bytes::from_static(b"kept"), Want::NONE)
-            .await
-            .unwrap()
-            .digest;
-        let lost = store
-            .put_bytes(Bytes::from_static(b"lost"), Want::NONE)
-            .await
-            .unwrap()
-            .digest;
+        let kept = suite::put_small(&store, b"kept").await;
+        let lost = suite::put_small(&store, b"lost").await;
         store.meta().durable().await.unwrap();
         std::fs::remove_file(store.blob_path(&lost)).unwrap();
         (kept, lost)

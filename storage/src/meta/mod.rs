@@ -23,6 +23,7 @@
 
 use std::fs::File;
 use std::path::Path;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::Serialize;
@@ -76,7 +77,7 @@ pub struct Package {
 pub struct Meta {
     db: sled::Db,
     trees: Vec<Tree>,
-    log: File,
+    log: Arc<File>,
     applied: AtomicU64,
     flushed: tokio::sync::Mutex<u64>,
 }
@@ -100,7 +101,7 @@ impl Meta {
         Ok(Meta {
             db,
             trees,
-            log,
+            log: Arc::new(log),
             applied: AtomicU64::new(0),
             flushed: tokio::sync::Mutex::new(0),
         })
@@ -151,10 +152,7 @@ impl Meta {
         }
         let target = self.applied.load(Ordering::SeqCst);
         self.db.flush_async().await?;
-        let log = self
-            .log
-            .try_clone()
-            .map_err(|e| Error::io("cannot fsync the metadata log", e))?;
+        let log = self.log.clone();
         tokio::task::spawn_blocking(move || log.sync_all())
             .await
             .map_err(|_| {
@@ -500,12 +498,7 @@ fn get<T: DeserializeOwned>(
     key: &[u8],
     name: &'static str,
 ) -> Result<Option<T>, TxError> {
-    match t.get(key)? {
-        Some(v) => decode(&v, name)
-            .map(Some)
-            .map_err(ConflictableTransactionError::Abort),
-        None => Ok(None),
-    }
+    decode_tx(t.get(key)?, name)
 }
 
 fn take<T: DeserializeOwned>(
@@ -513,12 +506,17 @@ fn take<T: DeserializeOwned>(
     key: &[u8],
     name: &'static str,
 ) -> Result<Option<T>, TxError> {
-    match t.remove(key)? {
-        Some(v) => decode(&v, name)
-            .map(Some)
-            .map_err(ConflictableTransactionError::Abort),
-        None => Ok(None),
-    }
+    decode_tx(t.remove(key)?, name)
+}
+
+fn decode_tx<T: DeserializeOwned>(
+    value: Option<sled::IVec>,
+    name: &'static str,
+) -> Result<Option<T>, TxError> {
+    value
+        .map(|v| decode(&v, name))
+        .transpose()
+        .map_err(ConflictableTransactionError::Abort)
 }
 
 fn put<T: Serialize>(t: &TransactionalTree, key: &[u8], value: &T) -> Result<(), TxError> {
