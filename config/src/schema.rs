@@ -1,7 +1,7 @@
 //! The TOML schema: every section and key Wharf reads, with its default.
 //!
 //! ```toml
-//! [server]       listen, public_url, max_upload, max_document, workers
+//! [server]       listen, public_url, max_upload, max_document, max_manifest, workers
 //! [storage]      data_dir, upload_max_age, gc_grace, cache
 //! [auth]         anonymous_read, credential_cache
 //! [[repository]] name, format, kind = "hosted" | "proxy" | "group", url (proxy), members (group)
@@ -62,6 +62,8 @@ pub struct Server {
     pub max_upload: ByteSize,
     /// Largest buffered document (a manifest, a package document, a form) a client may send.
     pub max_document: ByteSize,
+    /// Largest OCI/Docker manifest a client may push.
+    pub max_manifest: ByteSize,
     /// HTTP worker threads; the number of cores when unset.
     pub workers: Option<usize>,
 }
@@ -73,6 +75,7 @@ impl Default for Server {
             public_url: None,
             max_upload: ByteSize::gib(10),
             max_document: ByteSize::mib(16),
+            max_manifest: ByteSize::mib(4),
             workers: None,
         }
     }

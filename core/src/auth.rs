@@ -31,6 +31,7 @@ const CACHE_LIMIT: usize = 10_000;
 pub struct Auth {
     store: Store,
     ttl: Duration,
+    signer: Option<crate::bearer::Signer>,
     verified: Mutex<HashMap<[u8; 32], (Principal, Instant)>>,
 }
 
@@ -39,8 +40,19 @@ impl Auth {
         Auth {
             store,
             ttl,
+            signer: None,
             verified: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Accepts the registry bearer tokens this signer issues, beside API tokens.
+    pub fn with_signer(mut self, signer: crate::bearer::Signer) -> Self {
+        self.signer = Some(signer);
+        self
+    }
+
+    pub fn signer(&self) -> Option<&crate::bearer::Signer> {
+        self.signer.as_ref()
     }
 
     /// `Ok(None)` for a request without credentials; an error for credentials that are present but wrong.
@@ -53,7 +65,16 @@ impl Auth {
         };
         let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
         if scheme.eq_ignore_ascii_case("bearer") {
-            return self.by_token(rest.trim()).map(Some);
+            let token = rest.trim();
+            if let Some(signer) = &self.signer
+                && token.starts_with(crate::bearer::PREFIX)
+            {
+                return match signer.verify(token)? {
+                    crate::bearer::Holder::Anonymous => Ok(None),
+                    crate::bearer::Holder::User(name) => self.by_name(&name).map(Some),
+                };
+            }
+            return self.by_token(token).map(Some);
         }
         if !scheme.eq_ignore_ascii_case("basic") {
             return Err(Error::Unauthorized(
@@ -89,6 +110,18 @@ impl Auth {
             .meta()
             .user(&token.user)?
             .ok_or_else(|| Error::Unauthorized("token owner no longer exists".into()))?;
+        Ok(Principal {
+            name: user.name,
+            admin: user.admin,
+        })
+    }
+
+    fn by_name(&self, name: &str) -> Result<Principal, Error> {
+        let user = self
+            .store
+            .meta()
+            .user(name)?
+            .ok_or_else(|| Error::Unauthorized("the token's user no longer exists".into()))?;
         Ok(Principal {
             name: user.name,
             admin: user.admin,

@@ -18,7 +18,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
 use futures_util::StreamExt;
 use wharf_formats::{Access, Commit, Context, Format, Plan, Problem, RequestHead, Response};
-use wharf_storage::AuditEvent;
+use wharf_storage::{AuditEvent, Want};
 
 use crate::auth::Principal;
 use crate::error::Error;
@@ -31,7 +31,20 @@ pub struct Repo {
     pub format: Arc<dyn Format>,
 }
 
-/// `/repository/{repo}/{tail}`: every format but OCI, which the OCI issue mounts at `/v2/` on the same path.
+/// Where a request came in: OCI clients require `/v2/`, every other format lives under `/repository/`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Mount {
+    Repository,
+    V2,
+}
+
+impl Mount {
+    fn serves(self, format: &str) -> bool {
+        (self == Mount::V2) == (format == "docker")
+    }
+}
+
+/// `/repository/{repo}/{tail}`: every format but OCI, which `v2` mounts at `/v2/{repo}/{tail}`.
 pub async fn repository(
     req: HttpRequest,
     payload: web::Payload,
@@ -39,7 +52,7 @@ pub async fn repository(
     app: web::Data<App>,
 ) -> HttpResponse {
     let (repo, tail) = path.into_inner();
-    dispatch(&app, &req, payload, &repo, &tail).await
+    dispatch(&app, &req, payload, &repo, &tail, Mount::Repository).await
 }
 
 pub async fn dispatch(
@@ -48,9 +61,19 @@ pub async fn dispatch(
     payload: web::Payload,
     name: &str,
     tail: &str,
+    mount: Mount,
 ) -> HttpResponse {
-    let Some(repo) = app.repos.get(name) else {
-        let body = serde_json::json!({ "errors": [{ "status": 404, "message": format!("no repository named `{name}`") }] });
+    let Some(repo) = app
+        .repos
+        .get(name)
+        .filter(|r| mount.serves(r.format.name()))
+    else {
+        let message = format!("no repository named `{name}`");
+        if mount == Mount::V2 {
+            let problem = Problem::new(404, "NAME_UNKNOWN", message);
+            return to_http(wharf_formats::oci::error_response(&problem));
+        }
+        let body = serde_json::json!({ "errors": [{ "status": 404, "message": message }] });
         return HttpResponse::NotFound().json(body);
     };
     req.extensions_mut().insert(Labels {
@@ -63,12 +86,19 @@ pub async fn dispatch(
             if problem.status >= 500 {
                 tracing::error!(code = %problem.code, detail = problem.detail.as_deref().unwrap_or(""), "request failed");
             }
-            let mut response = to_http(repo.format.render(&problem));
+            let mut rendered = repo.format.render(&problem);
+            rendered.headers.extend(problem.headers.iter().cloned());
+            let mut response = to_http(rendered);
             if problem.status == 401 {
-                response.headers_mut().insert(
-                    actix_web::http::header::WWW_AUTHENTICATE,
-                    actix_web::http::header::HeaderValue::from_static("Basic realm=\"wharf\""),
-                );
+                let challenge = match mount {
+                    Mount::V2 => crate::v2::challenge(req, app),
+                    Mount::Repository => {
+                        actix_web::http::header::HeaderValue::from_static("Basic realm=\"wharf\"")
+                    }
+                };
+                response
+                    .headers_mut()
+                    .insert(actix_web::http::header::WWW_AUTHENTICATE, challenge);
             }
             response
         }
@@ -84,6 +114,9 @@ async fn carry_out(
 ) -> Result<HttpResponse, Problem> {
     let format = repo.format.as_ref();
     let mut head = request_head(app, req, &repo.name, tail);
+    if repo.format.name() == "docker" {
+        head.base_url = head.base_url.replace("/repository/", "/v2/");
+    }
     let access = format.classify(&head)?;
     let authorization = req
         .headers()
@@ -100,6 +133,7 @@ async fn carry_out(
         store: &app.store,
         max_upload: app.config.server.max_upload.bytes(),
         max_document: app.config.server.max_document.bytes(),
+        max_manifest: app.config.server.max_manifest.bytes(),
     };
     match format.handle(&ctx, &head)? {
         Plan::Respond(response) => Ok(to_http(response)),
@@ -133,6 +167,46 @@ async fn carry_out(
             let commit = format.commit_ingested(&ctx, &head, &blob)?;
             apply(app, &head, commit).await
         }
+        Plan::Append {
+            session,
+            offset,
+            max_size,
+        } => {
+            let size = append(
+                app,
+                &head,
+                format.name(),
+                payload,
+                &session,
+                offset,
+                max_size,
+            )
+            .await?;
+            let commit = format.commit_appended(&ctx, &head, size)?;
+            apply(app, &head, commit).await
+        }
+        Plan::Seal {
+            session,
+            expected,
+            offset,
+            max_size,
+        } => {
+            if head.content_length != Some(0) {
+                append(
+                    app,
+                    &head,
+                    format.name(),
+                    payload,
+                    &session,
+                    offset,
+                    max_size,
+                )
+                .await?;
+            }
+            let blob = app.store.seal(&session, Some(expected)).await?;
+            let commit = format.commit_ingested(&ctx, &head, &blob)?;
+            apply(app, &head, commit).await
+        }
         Plan::Buffer(max) => {
             let limit = max.min(ctx.max_document);
             check_length(&head, limit)?;
@@ -153,7 +227,32 @@ fn authorize(app: &App, principal: Option<&Principal>, access: Access) -> Result
     }
 }
 
+/// Streams the body onto the end of an upload session. A client that goes away mid-way leaves the session holding
+/// what arrived, so it can resume.
+async fn append(
+    app: &App,
+    head: &RequestHead,
+    format: &str,
+    mut payload: web::Payload,
+    session: &str,
+    offset: Option<u64>,
+    max_size: u64,
+) -> Result<u64, Problem> {
+    let limit = max_size.min(app.config.server.max_upload.bytes());
+    let mut append = app.store.append(session, offset, limit).await?;
+    let before = append.size();
+    while let Some(chunk) = payload.next().await {
+        append.write(chunk.map_err(body_problem)?).await?;
+    }
+    let size = append.finish().await?;
+    crate::observe::bytes_received(&head.repository, format, size - before);
+    Ok(size)
+}
+
 async fn apply(app: &App, head: &RequestHead, commit: Commit) -> Result<HttpResponse, Problem> {
+    for blob in commit.blobs {
+        app.store.put_bytes(blob, Want::NONE).await?;
+    }
     if !commit.writes.is_empty() {
         let event = AuditEvent {
             time: 0,

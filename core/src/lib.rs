@@ -1,12 +1,14 @@
 //! The `wharf` binary's library: the CLI ([`cli`]), the HTTP server ([`server`]) with its one dispatch path
-//! ([`dispatch`]), blob serving ([`serve`]), authentication ([`auth`]), and logs and metrics ([`observe`]).
+//! ([`dispatch`]), blob serving ([`serve`]), authentication ([`auth`]), the OCI `/v2/` mount ([`v2`]), and logs and metrics ([`observe`]).
 
 pub mod auth;
+pub mod bearer;
 pub mod cli;
 pub mod dispatch;
 pub mod error;
 pub mod observe;
 pub mod serve;
 pub mod server;
+pub mod v2;
 
 pub use server::{App, run};

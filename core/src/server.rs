@@ -82,7 +82,8 @@ impl App {
             store.apply(&writes, &[]).await?;
         }
         let admin_password = first_admin(&store).await?;
-        let auth = Auth::new(store.clone(), config.auth.credential_cache.get());
+        let signer = crate::bearer::Signer::load(&store).await?;
+        let auth = Auth::new(store.clone(), config.auth.credential_cache.get()).with_signer(signer);
         Ok(Opened {
             app: App {
                 store,
@@ -159,7 +160,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     )
     .route("/readyz", web::get().to(readyz))
     .route("/metrics", web::get().to(observe::render_metrics))
-    .service(web::resource("/repository/{repo}/{tail:.*}").to(dispatch::repository));
+    .service(web::resource("/repository/{repo}/{tail:.*}").to(dispatch::repository))
+    .configure(crate::v2::routes);
 }
 
 /// Ready when the store is open and takes writes.

@@ -134,6 +134,7 @@ impl Format for Generic {
             "downloadUri": format!("{}/{path}", head.base_url),
         });
         Ok(Commit {
+            blobs: Vec::new(),
             writes: vec![Write::PutAsset {
                 repo: head.repository.clone(),
                 path,
@@ -154,6 +155,7 @@ impl Format for Generic {
             return Err(Problem::method_not_allowed());
         };
         Ok(Commit {
+            blobs: Vec::new(),
             writes: vec![Write::DeleteAsset {
                 repo: head.repository.clone(),
                 path,

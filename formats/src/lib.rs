@@ -4,15 +4,18 @@
 //!
 //! ```text
 //! classify(head)            pure: which access the request needs, before authorization
-//! handle(ctx, head)         -> Plan: respond, serve a blob, ingest the body as a blob, or buffer a small body
-//! commit_ingested(ctx, head, blob) | commit_buffered(ctx, head, body)
-//!                           -> Commit: metadata writes (applied atomically by the host) and the response
+//! handle(ctx, head)         -> Plan: respond, serve a blob, ingest the body as a blob, buffer a small body,
+//!                              append the body to an upload session, or seal a session into a blob
+//! commit_ingested(ctx, head, blob) | commit_buffered(ctx, head, body) | commit_appended(ctx, head, size)
+//!                           -> Commit: small blobs to store, metadata writes (applied atomically by the host),
+//!                              and the response
 //! render(problem)           the format's native error body
 //! ```
 //!
 //! The interface mirrors the WIT world in `plugins/`, so a plugin and a built-in format are interchangeable.
 
 pub mod generic;
+pub mod oci;
 
 use bytes::Bytes;
 use wharf_storage::{BlobInfo, Digest, Store, Want, Write};
@@ -58,6 +61,8 @@ pub struct Problem {
     pub code: String,
     pub message: String,
     pub detail: Option<String>,
+    /// Headers the reply must carry beside the error body (where an upload stands, after a 416).
+    pub headers: Vec<(String, String)>,
 }
 
 impl Problem {
@@ -67,6 +72,7 @@ impl Problem {
             code: code.to_string(),
             message: message.into(),
             detail: None,
+            headers: Vec::new(),
         }
     }
     pub fn not_found(message: impl Into<String>) -> Self {
@@ -105,6 +111,11 @@ impl From<wharf_storage::Error> for Problem {
                 format!("content has digest {actual}, not the expected {expected}"),
             ),
             E::Conflict(message) => Problem::new(409, "CONFLICT", message),
+            E::OutOfOrder { size } => Problem::new(
+                416,
+                "OUT_OF_ORDER",
+                format!("the upload has {size} bytes; the next chunk must start at byte {size}"),
+            ),
             E::NotFound(what) => Problem::not_found(format!("{what} not found")),
             other => Problem::internal(other),
         }
@@ -166,13 +177,40 @@ pub enum Plan {
     },
     /// Read a small body (JSON, XML, a form) of at most this many bytes, then call `commit_buffered`.
     Buffer(u64),
+    /// Append the body to a resumable upload session (created by an earlier commit's `PutUpload`), then call
+    /// `commit_appended` with the session's new size. `offset`, when the client gave one, must be that size now.
+    Append {
+        session: String,
+        offset: Option<u64>,
+        max_size: u64,
+    },
+    /// Append the body (if any) to an upload session, turn the session into a blob verified against `expected`,
+    /// then call `commit_ingested`.
+    Seal {
+        session: String,
+        expected: Digest,
+        offset: Option<u64>,
+        max_size: u64,
+    },
 }
 
-/// The result of a write: metadata changes the host applies in one transaction, then the response it sends.
+/// The result of a write: small documents to store as blobs (a manifest), metadata changes the host applies in one
+/// transaction after them, then the response it sends.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Commit {
+    pub blobs: Vec<Bytes>,
     pub writes: Vec<Write>,
     pub response: Response,
+}
+
+impl Commit {
+    pub fn new(writes: Vec<Write>, response: Response) -> Self {
+        Commit {
+            blobs: Vec::new(),
+            writes,
+            response,
+        }
+    }
 }
 
 /// Read access to the store and the limits that apply, for one request.
@@ -182,6 +220,8 @@ pub struct Context<'a> {
     pub max_upload: u64,
     /// Largest buffered document.
     pub max_document: u64,
+    /// Largest OCI manifest.
+    pub max_manifest: u64,
 }
 
 pub trait Format: Send + Sync {
@@ -201,13 +241,28 @@ pub trait Format: Send + Sync {
         head: &RequestHead,
         body: &[u8],
     ) -> Result<Commit, Problem>;
+    /// After `Plan::Append`: the session now holds `size` bytes.
+    fn commit_appended(
+        &self,
+        _ctx: &Context<'_>,
+        _head: &RequestHead,
+        _size: u64,
+    ) -> Result<Commit, Problem> {
+        Err(Problem::internal(format!(
+            "format {} planned an append it cannot commit",
+            self.name()
+        )))
+    }
     /// The error body this format's clients understand.
     fn render(&self, problem: &Problem) -> Response;
 }
 
 /// The built-in formats, by configuration name.
 pub fn builtin() -> Vec<std::sync::Arc<dyn Format>> {
-    vec![std::sync::Arc::new(generic::Generic)]
+    vec![
+        std::sync::Arc::new(generic::Generic),
+        std::sync::Arc::new(oci::Oci),
+    ]
 }
 
 /// Decodes a percent-encoded path and refuses anything that could step outside its repository: empty, `.` or `..`

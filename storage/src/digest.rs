@@ -121,6 +121,7 @@ impl Checksums {
 }
 
 /// The sha256 and the extra checksums of a stream, computed in one pass.
+#[derive(Clone)]
 pub struct Hasher {
     sha256: sha2::Sha256,
     sha1: Option<sha1::Sha1>,

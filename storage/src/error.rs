@@ -17,6 +17,9 @@ pub enum Error {
     /// the transaction did not hold. The message is fit for the client.
     #[error("{0}")]
     Conflict(String),
+    /// A chunk of a resumable upload does not start where the bytes received so far end.
+    #[error("the upload has {size} bytes; a chunk must start there")]
+    OutOfOrder { size: u64 },
     #[error("{0} not found")]
     NotFound(String),
     #[error("{context}: {source}")]

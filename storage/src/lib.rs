@@ -11,11 +11,13 @@ pub mod meta;
 pub mod model;
 pub mod store;
 pub mod suite;
+mod uploads;
 
 pub use digest::{Checksums, Digest, InvalidDigest, Want};
 pub use error::{Error, Result};
 pub use model::*;
 pub use store::{BlobInfo, Options, Reconciled, Scrubbed, Store};
+pub use uploads::Append;
 
 /// 128 random bits, hex: names for temp files and upload sessions that no client can guess.
 pub fn random_id() -> String {

@@ -17,6 +17,7 @@ use crate::digest::{Checksums, Digest, Want};
 use crate::error::{Error, Result};
 use crate::meta::Meta;
 use crate::model::*;
+use crate::uploads::{Append, Sessions};
 
 #[derive(Clone, Debug)]
 pub struct Options {
@@ -73,6 +74,7 @@ struct Inner {
     data_dir: PathBuf,
     blobs: Blobs,
     meta: Meta,
+    sessions: Sessions,
     options: Options,
     /// Placing a blob and collecting one must not interleave for the same digest: GC could delete the file an
     /// ingest just found in place and is about to index. Striped by the digest's first byte.
@@ -93,10 +95,12 @@ impl Store {
         let blobs = Blobs::open(&data_dir)?;
         let meta = Meta::open(&data_dir.join("meta"), options.cache_bytes)?;
         let placing = std::array::from_fn(|_| Mutex::new(()));
+        let sessions = Sessions::new(blobs.uploads_dir());
         let store = Store(Arc::new(Inner {
             data_dir,
             blobs,
             meta,
+            sessions,
             options,
             placing,
         }));
@@ -216,9 +220,76 @@ impl Store {
         ))
     }
 
-    /// Applies writes atomically and returns once they are durable.
+    /// Applies writes atomically and returns once they are durable. An upload session whose record is deleted
+    /// loses its bytes too.
     pub async fn apply(&self, writes: &[Write], audit: &[AuditEvent]) -> Result<()> {
-        self.0.meta.apply(writes, audit).await
+        self.0.meta.apply(writes, audit).await?;
+        for write in writes {
+            if let Write::DeleteUpload { id } = write {
+                self.0.sessions.discard(id);
+            }
+        }
+        Ok(())
+    }
+
+    /// Bytes an upload session has received so far.
+    pub fn upload_size(&self, id: &str) -> Result<u64> {
+        self.0.sessions.size(id)
+    }
+
+    /// Starts appending a request's body to an upload session (see `uploads`).
+    pub async fn append(&self, id: &str, offset: Option<u64>, limit: u64) -> Result<Append> {
+        self.0.sessions.append(id, offset, limit).await
+    }
+
+    /// Turns an upload session's bytes into a blob: verified against `expected`, fsynced, placed and indexed. On a
+    /// digest mismatch the session stays as it was.
+    pub async fn seal(&self, id: &str, expected: Option<Digest>) -> Result<BlobInfo> {
+        let sealing = self.0.sessions.seal(id).await?;
+        let (digest, checksums) = sealing.hasher.clone().finish();
+        if let Some(expected) = expected
+            && expected != digest
+        {
+            self.0.sessions.put_back_sealing(id, sealing);
+            return Err(Error::DigestMismatch {
+                expected,
+                actual: digest,
+            });
+        }
+        let store = self.clone();
+        let id = id.to_string();
+        tokio::task::spawn_blocking(move || {
+            let placed = {
+                let _guard = store.lock(&digest);
+                store.0.blobs.place(&sealing.file, &digest).and_then(|()| {
+                    store
+                        .0
+                        .meta
+                        .register_blob(&digest, sealing.size, &checksums)
+                })
+            };
+            match placed {
+                Ok(record) => {
+                    store.0.sessions.discard(&id);
+                    Ok(BlobInfo {
+                        digest,
+                        size: record.size,
+                        checksums: record.checksums,
+                    })
+                }
+                Err(e) => {
+                    store.0.sessions.put_back_sealing(&id, sealing);
+                    Err(e)
+                }
+            }
+        })
+        .await
+        .map_err(|_| {
+            Error::io(
+                "upload sealing stopped",
+                std::io::Error::other("task ended"),
+            )
+        })?
     }
 
     /// Checks that the store can take writes: a file in the data directory is created, synced and removed.
@@ -235,18 +306,37 @@ impl Store {
         self.0.meta.blob_stats().map(|_| ())
     }
 
+    /// Removes upload sessions untouched for `upload_max_age` (the record's time or the file's, whichever is later:
+    /// appends touch only the file), and session files without a record.
     fn expire_sessions(&self) -> Result<usize> {
         let cutoff = now().saturating_sub(self.0.options.upload_max_age.as_secs());
-        let expired: Vec<String> = self
-            .0
-            .meta
-            .uploads()
-            .filter_map(|s| s.ok())
-            .filter(|s| s.updated < cutoff)
-            .map(|s| s.id)
+        let dir = self.0.blobs.uploads_dir();
+        let modified = |id: &str| -> Time {
+            std::fs::metadata(dir.join(id))
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_secs())
+        };
+        let sessions: Vec<UploadSession> = self.0.meta.uploads().filter_map(|s| s.ok()).collect();
+        let expired: Vec<String> = sessions
+            .iter()
+            .filter(|s| s.updated.max(modified(&s.id)) < cutoff)
+            .map(|s| s.id.clone())
             .collect();
         for id in &expired {
-            let _ = std::fs::remove_file(self.0.blobs.uploads_dir().join(id));
+            self.0.sessions.discard(id);
+        }
+        let known: std::collections::HashSet<&str> =
+            sessions.iter().map(|s| s.id.as_str()).collect();
+        for entry in std::fs::read_dir(dir).map_err(|e| Error::io("cannot list uploads", e))? {
+            let name = entry
+                .map_err(|e| Error::io("cannot list uploads", e))?
+                .file_name();
+            let name = name.to_string_lossy();
+            if !name.starts_with("tmp-") && !known.contains(name.as_ref()) {
+                let _ = std::fs::remove_file(dir.join(name.as_ref()));
+            }
         }
         let writes: Vec<Write> = expired
             .iter()

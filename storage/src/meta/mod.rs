@@ -330,7 +330,9 @@ impl Meta {
         start_after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<(String, Asset)>> {
-        self.scan_prefix(ASSETS, repo, prefix, start_after, limit, "assets")
+        self.scan_prefix(ASSETS, repo, prefix, start_after, limit, |v| {
+            decode(v, "assets")
+        })
     }
 
     pub fn packages(
@@ -344,6 +346,17 @@ impl Meta {
 
     pub fn kv(&self, repo: &str, key_: &str) -> Result<Option<Vec<u8>>> {
         Ok(self.tree(KV).get(key(&[repo, key_]))?.map(|v| v.to_vec()))
+    }
+
+    /// Format-private entries whose key starts with `prefix`, in key order, from after `start_after`.
+    pub fn kvs(
+        &self,
+        repo: &str,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>> {
+        self.scan_prefix(KV, repo, prefix, start_after, limit, |v| Ok(v.to_vec()))
     }
 
     pub fn upload(&self, id: &str) -> Result<Option<UploadSession>> {
@@ -417,14 +430,14 @@ impl Meta {
         Ok(out)
     }
 
-    fn scan_prefix<T: DeserializeOwned>(
+    fn scan_prefix<T>(
         &self,
         tree: usize,
         repo: &str,
         prefix: &str,
         start_after: Option<&str>,
         limit: usize,
-        name: &'static str,
+        value: impl Fn(&[u8]) -> Result<T>,
     ) -> Result<Vec<(String, T)>> {
         let base = key(&[repo, ""]);
         let full_prefix = [base.as_slice(), prefix.as_bytes()].concat();
@@ -440,7 +453,7 @@ impl Meta {
             }
             out.push((
                 String::from_utf8_lossy(&k[base.len()..]).into_owned(),
-                decode(&v, name)?,
+                value(&v)?,
             ));
         }
         Ok(out)
