@@ -183,8 +183,9 @@ async fn serve(args: ServeArgs) -> Result<()> {
     }
     let app = Arc::new(opened.app);
     reconcile_in_background(app.store.clone());
+    let stop = crate::server::signals();
     tracing::info!(data = %app.store.data_dir().display(), "listening on http://{local}");
-    crate::run(listener, app, crate::server::signals())
+    crate::run(listener, app, stop)
         .await
         .map_err(|e| Error::io("server failed", e))
 }

@@ -205,13 +205,16 @@ pub async fn run(
     server.await
 }
 
-/// Resolves on SIGTERM or SIGINT.
-pub async fn signals() {
+/// Resolves on SIGTERM or SIGINT. The handlers are installed at the call, not at the first poll, so a signal that
+/// comes right after "listening" is a graceful stop, not the default death.
+pub fn signals() -> impl Future<Output = ()> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler installs");
     let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler installs");
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+    async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
     }
 }
