@@ -8,6 +8,9 @@ use futures_util::TryStreamExt;
 use wharf_formats::Problem;
 use wharf_storage::{Digest, Store};
 
+/// Blobs up to this size (manifests, documents) are read in one piece and sent in one write.
+const SMALL: u64 = 64 * 1024;
+
 /// A byte range to send, inclusive of `start`, `len` bytes.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Span {
@@ -116,6 +119,10 @@ pub async fn blob(
     };
     if req.method() == actix_web::http::Method::HEAD {
         return Ok((builder.body(HeadBody(span.len)), 0));
+    }
+    if span.len <= SMALL {
+        let bytes = store.read_bytes(&digest, span.start, span.len).await?;
+        return Ok((builder.body(bytes), span.len));
     }
     let stream = store.read(&digest, span.start, span.len).await?;
     Ok((

@@ -190,6 +190,13 @@ pub async fn run(
             .wrap(from_fn(observe::middleware))
             .configure(routes)
     })
+    // Small answers (manifests, documents) are written in pieces: without TCP_NODELAY, Nagle's algorithm and the
+    // client's delayed ACK hold each one back for tens of milliseconds.
+    .on_connect(|conn, _| {
+        if let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
+            let _ = tcp.set_nodelay(true);
+        }
+    })
     .disable_signals()
     .shutdown_timeout(30);
     if let Some(workers) = workers {

@@ -79,6 +79,61 @@ struct Inner {
     /// Placing a blob and collecting one must not interleave for the same digest: GC could delete the file an
     /// ingest just found in place and is about to index. Striped by the digest's first byte.
     placing: [Mutex<()>; 64],
+    small: Arc<SmallCache>,
+}
+
+fn read_ahead(
+    mut file: std::fs::File,
+    mut remaining: u64,
+    tx: &tokio::sync::mpsc::Sender<std::io::Result<Bytes>>,
+) {
+    while remaining > 0 {
+        let want = remaining.min(READ_CHUNK as u64);
+        let mut buf = Vec::with_capacity(want as usize);
+        let item = match (&mut file).take(want).read_to_end(&mut buf) {
+            Ok(0) => Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "blob shorter than its index",
+            )),
+            Ok(n) => {
+                remaining -= n as u64;
+                Ok(Bytes::from(buf))
+            }
+            Err(e) => Err(e),
+        };
+        let failed = item.is_err();
+        if tx.blocking_send(item).is_err() || failed {
+            return;
+        }
+    }
+}
+
+/// Whole small blobs by digest, up to a total size; when full it starts over, which is simple and, for the hot set
+/// of manifests a registry serves, good enough.
+#[derive(Default)]
+struct SmallCache {
+    entries: Mutex<(std::collections::HashMap<Digest, Bytes>, usize)>,
+}
+
+impl SmallCache {
+    const LIMIT: usize = 8 << 20;
+
+    fn get(&self, digest: &Digest) -> Option<Bytes> {
+        self.entries.lock().ok()?.0.get(digest).cloned()
+    }
+
+    fn put(&self, digest: Digest, bytes: Bytes) {
+        let Ok(mut entries) = self.entries.lock() else {
+            return;
+        };
+        if entries.1 + bytes.len() > Self::LIMIT {
+            *entries = Default::default();
+        }
+        let len = bytes.len();
+        if entries.0.insert(digest, bytes).is_none() {
+            entries.1 += len;
+        }
+    }
 }
 
 impl Store {
@@ -103,6 +158,7 @@ impl Store {
             sessions,
             options,
             placing,
+            small: Arc::default(),
         }));
         let mut report = Reconciled {
             temp_files_removed: store.0.blobs.clean_temp()?,
@@ -173,6 +229,44 @@ impl Store {
         }))
     }
 
+    /// Reads `len` bytes of a small blob from `offset` (clamped to its size) in one go: for manifests and documents,
+    /// where a stream's per-chunk hand-offs cost more than the bytes. Callers keep `len` small. Whole small blobs
+    /// are cached in memory: content-addressed bytes never change, so the cache needs no invalidation.
+    pub async fn read_bytes(&self, digest: &Digest, offset: u64, len: u64) -> Result<Bytes> {
+        if let Some(whole) = self.0.small.get(digest) {
+            let start = (offset as usize).min(whole.len());
+            let end = start + (len as usize).min(whole.len() - start);
+            return Ok(whole.slice(start..end));
+        }
+        let blobs = self.0.blobs.clone();
+        let digest = *digest;
+        let small = self.0.small.clone();
+        tokio::task::spawn_blocking(move || {
+            let (file, size) = blobs.open_at(&digest, offset)?;
+            let want = len.min(size.saturating_sub(offset));
+            let mut buf = Vec::with_capacity(want as usize);
+            file.take(want)
+                .read_to_end(&mut buf)
+                .map_err(|e| Error::io("cannot read blob", e))?;
+            if (buf.len() as u64) < want {
+                return Err(Error::io(
+                    "cannot read blob",
+                    std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        "blob shorter than its index",
+                    ),
+                ));
+            }
+            let bytes = Bytes::from(buf);
+            if offset == 0 && want == size {
+                small.put(digest, bytes.clone());
+            }
+            Ok(bytes)
+        })
+        .await
+        .map_err(|_| Error::io("blob read stopped", std::io::Error::other("task ended")))?
+    }
+
     /// Streams `len` bytes of a blob from `offset` (clamped to its size).
     pub async fn read(
         &self,
@@ -186,38 +280,16 @@ impl Store {
             .await
             .map_err(|_| Error::io("blob open stopped", std::io::Error::other("task ended")))??;
         let remaining = len.min(size.saturating_sub(offset));
-        Ok(futures_util::stream::unfold(
-            (Some(file), remaining),
-            |(file, remaining)| async move {
-                let mut file = file?;
-                if remaining == 0 {
-                    return None;
-                }
-                let want = remaining.min(READ_CHUNK as u64) as usize;
-                let read = tokio::task::spawn_blocking(move || {
-                    let mut buf = vec![0u8; want];
-                    let n = file.read(&mut buf)?;
-                    buf.truncate(n);
-                    Ok::<_, std::io::Error>((file, buf))
-                })
-                .await
-                .unwrap_or_else(|_| Err(std::io::Error::other("read task ended")));
-                match read {
-                    Ok((_, buf)) if buf.is_empty() => Some((
-                        Err(std::io::Error::new(
-                            std::io::ErrorKind::UnexpectedEof,
-                            "blob shorter than its index",
-                        )),
-                        (None, 0),
-                    )),
-                    Ok((file, buf)) => {
-                        let left = remaining - buf.len() as u64;
-                        Some((Ok(Bytes::from(buf)), (Some(file), left)))
-                    }
-                    Err(e) => Some((Err(e), (None, 0))),
-                }
-            },
-        ))
+        // A reader thread stays a couple of chunks ahead of the socket, so reading the file and sending overlap.
+        // When the client goes away the receiver drops, the next send fails and the thread ends.
+        let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(2);
+        std::thread::Builder::new()
+            .name("wharf-read".into())
+            .spawn(move || read_ahead(file, remaining, &tx))
+            .map_err(|e| Error::io("cannot start a reader thread", e))?;
+        Ok(futures_util::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|item| (item, rx))
+        }))
     }
 
     /// Applies writes atomically and returns once they are durable. An upload session whose record is deleted

@@ -12,18 +12,16 @@
 
 use std::collections::HashMap;
 use std::fs::{self, File};
-use std::io::{self, Read, Write as _};
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::blobs::READ_CHUNK;
+use crate::blobs::{Gather, QUEUE, READ_CHUNK, Run, write_run};
 use crate::digest::{Hasher, Want};
 use crate::error::{Error, Result};
-
-const QUEUE: usize = 16;
 
 #[derive(Clone)]
 pub(crate) struct Sessions {
@@ -155,6 +153,7 @@ impl Sessions {
         Ok(Append {
             chunks: Some(chunks),
             done: Some(done),
+            pending: Gather::default(),
             size,
             limit,
         })
@@ -197,10 +196,13 @@ impl Sessions {
     }
 }
 
-/// One request's appends to a session. Dropping it mid-way (the client went away) keeps what was written.
+/// One request's appends to a session. Dropping it mid-way (the client went away) keeps what arrived: gathered
+/// bytes are handed to the writer if its queue has room, and the session then holds exactly what was written.
 pub struct Append {
-    chunks: Option<mpsc::Sender<Bytes>>,
+    chunks: Option<mpsc::Sender<Run>>,
     done: Option<oneshot::Receiver<io::Result<u64>>>,
+    /// Small chunks gathered into runs, as an ingest does.
+    pending: Gather,
     size: u64,
     limit: u64,
 }
@@ -216,8 +218,15 @@ impl Append {
         if self.size > self.limit {
             return Err(Error::TooLarge { limit: self.limit });
         }
+        match self.pending.push(chunk) {
+            Some(run) => self.send(run).await,
+            None => Ok(()),
+        }
+    }
+
+    async fn send(&mut self, run: Run) -> Result<()> {
         let sender = self.chunks.as_ref().expect("write after finish");
-        if sender.send(chunk).await.is_err() {
+        if sender.send(run).await.is_err() {
             return Err(self.wait().await.err().unwrap_or_else(stopped));
         }
         Ok(())
@@ -225,6 +234,10 @@ impl Append {
 
     /// Waits until every chunk is in the file; returns the session's size.
     pub async fn finish(mut self) -> Result<u64> {
+        if !self.pending.is_empty() {
+            let rest = self.pending.take();
+            self.send(rest).await?;
+        }
         drop(self.chunks.take());
         self.wait().await
     }
@@ -241,6 +254,16 @@ impl Append {
     }
 }
 
+impl Drop for Append {
+    fn drop(&mut self) {
+        if let Some(sender) = &self.chunks
+            && !self.pending.is_empty()
+        {
+            let _ = sender.try_send(self.pending.take());
+        }
+    }
+}
+
 fn stopped() -> Error {
     Error::io(
         "upload writer stopped",
@@ -252,17 +275,23 @@ fn stopped() -> Error {
 /// bytes in the file: a chunk that failed half-way is cut off again.
 fn append_chunks(
     mut file: File,
-    mut rx: mpsc::Receiver<Bytes>,
+    mut rx: mpsc::Receiver<Run>,
     mut hasher: Hasher,
     mut size: u64,
 ) -> (Hasher, u64, io::Result<()>) {
-    while let Some(chunk) = rx.blocking_recv() {
-        if let Err(e) = file.write_all(&chunk) {
-            let _ = file.set_len(size);
-            return (hasher, size, Err(e));
+    let mut early = crate::blobs::EarlySync::start(&file);
+    while let Some(run) = rx.blocking_recv() {
+        match write_run(&mut file, &run) {
+            Ok(written) => early.wrote(written),
+            Err(e) => {
+                let _ = file.set_len(size);
+                return (hasher, size, Err(e));
+            }
         }
-        hasher.update(&chunk);
-        size += chunk.len() as u64;
+        for chunk in &run {
+            hasher.update(chunk);
+            size += chunk.len() as u64;
+        }
     }
     (hasher, size, Ok(()))
 }
