@@ -188,6 +188,7 @@ async fn carry_out(
         Plan::Seal {
             session,
             expected,
+            want,
             offset,
             max_size,
         } => {
@@ -203,7 +204,7 @@ async fn carry_out(
                 )
                 .await?;
             }
-            let blob = app.store.seal(&session, Some(expected)).await?;
+            let blob = app.store.seal(&session, expected, want).await?;
             let commit = format.commit_ingested(&ctx, &head, &blob)?;
             apply(app, &head, commit).await
         }

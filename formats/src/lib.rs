@@ -184,11 +184,12 @@ pub enum Plan {
         offset: Option<u64>,
         max_size: u64,
     },
-    /// Append the body (if any) to an upload session, turn the session into a blob verified against `expected`,
-    /// then call `commit_ingested`.
+    /// Append the body (if any) to an upload session, turn the session into a blob verified against `expected`
+    /// and with the checksums in `want`, then call `commit_ingested`.
     Seal {
         session: String,
-        expected: Digest,
+        expected: Option<Digest>,
+        want: Want,
         offset: Option<u64>,
         max_size: u64,
     },

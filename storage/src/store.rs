@@ -315,10 +315,29 @@ impl Store {
     }
 
     /// Turns an upload session's bytes into a blob: verified against `expected`, fsynced, placed and indexed. On a
-    /// digest mismatch the session stays as it was.
-    pub async fn seal(&self, id: &str, expected: Option<Digest>) -> Result<BlobInfo> {
+    /// digest mismatch the session stays as it was. Checksums beside sha256 (`want`) cost one more read of the
+    /// bytes: sessions hash sha256 only, since which others a client needs is known only at the end.
+    pub async fn seal(&self, id: &str, expected: Option<Digest>, want: Want) -> Result<BlobInfo> {
         let sealing = self.0.sessions.seal(id).await?;
-        let (digest, checksums) = sealing.hasher.clone().finish();
+        let (digest, checksums) = if want == Want::NONE {
+            sealing.hasher.clone().finish()
+        } else {
+            let file = sealing.file.clone();
+            match tokio::task::spawn_blocking(move || crate::uploads::rehash(&file, want)).await {
+                Ok(Ok((hasher, _))) => hasher.finish(),
+                Ok(Err(e)) => {
+                    self.0.sessions.put_back_sealing(id, sealing);
+                    return Err(e);
+                }
+                Err(_) => {
+                    self.0.sessions.put_back_sealing(id, sealing);
+                    return Err(Error::io(
+                        "upload hashing stopped",
+                        std::io::Error::other("task ended"),
+                    ));
+                }
+            }
+        };
         if let Some(expected) = expected
             && expected != digest
         {

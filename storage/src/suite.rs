@@ -465,7 +465,9 @@ async fn upload_sessions(store: &Store) {
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
     assert!(matches!(
-        store.seal(&id, Some(Digest::of(b"hello"))).await,
+        store
+            .seal(&id, Some(Digest::of(b"hello")), Want::NONE)
+            .await,
         Err(Error::DigestMismatch { .. })
     ));
     assert_eq!(
@@ -474,12 +476,26 @@ async fn upload_sessions(store: &Store) {
         "a refused seal keeps the session"
     );
     let blob = store
-        .seal(&id, Some(Digest::of(b"hello world!")))
+        .seal(
+            &id,
+            Some(Digest::of(b"hello world!")),
+            Want {
+                sha512: true,
+                ..Want::NONE
+            },
+        )
         .await
         .expect("seal");
     assert_eq!(
         read_all(store, &blob.digest, 0, u64::MAX).await,
         b"hello world!"
+    );
+    assert!(
+        blob.checksums
+            .sha512
+            .as_deref()
+            .is_some_and(|h| h.starts_with("db9b1cd3262dee37756a09b9064973589847caa8")),
+        "sha512 asked for at the seal"
     );
     assert_eq!(
         store.upload_size(&id).expect("size"),
@@ -492,7 +508,7 @@ async fn upload_sessions(store: &Store) {
     session(store, &empty).await;
     assert_eq!(
         store
-            .seal(&empty, Some(Digest::of(b"")))
+            .seal(&empty, Some(Digest::of(b"")), Want::NONE)
             .await
             .expect("empty seal")
             .size,

@@ -93,7 +93,7 @@ impl Sessions {
             }
             None => {}
         }
-        rehash(&path).inspect_err(|_| {
+        rehash(&path, Want::NONE).inspect_err(|_| {
             self.slots().remove(id);
         })
     }
@@ -296,8 +296,8 @@ fn append_chunks(
     (hasher, size, Ok(()))
 }
 
-fn rehash(path: &Path) -> Result<(Hasher, u64)> {
-    let mut hasher = Hasher::new(Want::NONE);
+pub(crate) fn rehash(path: &Path, want: Want) -> Result<(Hasher, u64)> {
+    let mut hasher = Hasher::new(want);
     let mut size = 0;
     let mut file = match File::open(path) {
         Ok(file) => file,

@@ -4,7 +4,7 @@
 
 use wharf_storage::{BlobInfo, Digest, UploadSession, Want, Write, now, random_id};
 
-use super::endpoint::{Endpoint, Request, upload_unknown};
+use super::endpoint::{Endpoint, OciDigest, Request, upload_unknown};
 use super::{code, link_key, linked, name_path, oci};
 use crate::{Commit, Context, Plan, Problem, RequestHead, Response};
 
@@ -13,11 +13,10 @@ pub fn handle(ctx: &Context<'_>, head: &RequestHead, request: &Request) -> Resul
     let repo = head.repository.as_str();
     match &request.endpoint {
         Endpoint::GetBlob(digest) => {
-            if !linked(ctx.store, repo, image, digest)? {
-                return Err(blob_unknown(digest));
-            }
+            let stored =
+                linked(ctx.store, repo, image, digest)?.ok_or_else(|| blob_unknown(digest))?;
             Ok(Plan::Serve {
-                digest: *digest,
+                digest: stored,
                 status: 200,
                 headers: vec![
                     ("content-type".into(), "application/octet-stream".into()),
@@ -26,7 +25,7 @@ pub fn handle(ctx: &Context<'_>, head: &RequestHead, request: &Request) -> Resul
             })
         }
         Endpoint::DeleteBlob(digest) => {
-            if !linked(ctx.store, repo, image, digest)? {
+            if linked(ctx.store, repo, image, digest)?.is_none() {
                 return Err(blob_unknown(digest));
             }
             Ok(Plan::Buffer(0))
@@ -36,9 +35,9 @@ pub fn handle(ctx: &Context<'_>, head: &RequestHead, request: &Request) -> Resul
             mount: None,
             ..
         } => Ok(Plan::Ingest {
-            expected: Some(*digest),
+            expected: digest.sha256(),
             max_size: ctx.max_upload,
-            want: Want::NONE,
+            want: want(digest),
         }),
         Endpoint::StartUpload { .. } => Ok(Plan::Buffer(0)),
         Endpoint::UploadStatus(id) => {
@@ -66,14 +65,15 @@ pub fn handle(ctx: &Context<'_>, head: &RequestHead, request: &Request) -> Resul
             if ctx.store.upload_size(id)? == 0 {
                 // The whole blob is in this request: stream it straight into the store.
                 return Ok(Plan::Ingest {
-                    expected: Some(*digest),
+                    expected: digest.sha256(),
                     max_size: ctx.max_upload,
-                    want: Want::NONE,
+                    want: want(digest),
                 });
             }
             Ok(Plan::Seal {
                 session: id.clone(),
-                expected: *digest,
+                expected: digest.sha256(),
+                want: want(digest),
                 offset,
                 max_size: ctx.max_upload,
             })
@@ -86,20 +86,56 @@ pub fn handle(ctx: &Context<'_>, head: &RequestHead, request: &Request) -> Resul
     }
 }
 
-/// After the body became a blob: link it to the image, end the upload session if there was one.
+/// After the body became a blob: check a sha512 digest (sha256 the store checked), link the blob to the image
+/// under the client's digest, end the upload session if there was one.
 pub fn commit_ingested(
     head: &RequestHead,
     request: &Request,
     blob: &BlobInfo,
 ) -> Result<Commit, Problem> {
-    let mut writes = vec![link(head, &request.image, &blob.digest)];
-    if let Endpoint::FinishUpload { id, .. } = &request.endpoint {
+    let (digest, session) = match &request.endpoint {
+        Endpoint::FinishUpload { id, digest } => (digest.clone(), Some(id)),
+        Endpoint::StartUpload {
+            digest: Some(digest),
+            ..
+        } => (digest.clone(), None),
+        _ => (OciDigest::Sha256(blob.digest), None),
+    };
+    if let OciDigest::Sha512(expected) = &digest
+        && blob.checksums.sha512.as_ref() != Some(expected)
+    {
+        return Err(oci(
+            400,
+            code::DIGEST_INVALID,
+            format!("the content does not have digest {digest}"),
+        ));
+    }
+    let mut writes = vec![link(head, &request.image, &digest, &blob.digest)];
+    if let OciDigest::Sha512(hex) = &digest {
+        writes.push(Write::PutKv {
+            repo: String::new(),
+            key: sha512_key(hex),
+            value: blob.digest.to_string().into_bytes(),
+        });
+    }
+    if let Some(id) = session {
         writes.push(Write::DeleteUpload { id: id.clone() });
     }
     Ok(Commit::new(
         writes,
-        created(&name_path(head, &request.image), &blob.digest),
+        created(&name_path(head, &request.image), &digest),
     ))
+}
+
+/// The checksums an upload under `digest` needs beside the store's sha256.
+fn want(digest: &OciDigest) -> Want {
+    match digest {
+        OciDigest::Sha256(_) => Want::NONE,
+        OciDigest::Sha512(_) => Want {
+            sha512: true,
+            ..Want::NONE
+        },
+    }
 }
 
 /// Body-less writes: start a session or mount, delete a blob link, cancel a session.
@@ -113,10 +149,10 @@ pub fn commit_buffered(
     match &request.endpoint {
         Endpoint::StartUpload { mount, from, .. } => {
             if let Some(digest) = mount
-                && mountable(ctx, digest, from.as_deref())?
+                && let Some(stored) = mountable(ctx, digest, from.as_deref())?
             {
                 return Ok(Commit::new(
-                    vec![link(head, image, digest)],
+                    vec![link(head, image, digest, &stored)],
                     created(&name, digest),
                 ));
             }
@@ -148,33 +184,58 @@ pub fn commit_buffered(
     }
 }
 
-/// A mount succeeds when the source image has the blob. Without a source (`mount=` alone, which the spec allows),
-/// any blob in the store may be mounted: every authenticated user may read every repository today. When
-/// per-repository permissions arrive, this must check read access to a repository that links the blob.
-fn mountable(ctx: &Context<'_>, digest: &Digest, from: Option<&str>) -> Result<bool, Problem> {
+/// A mount succeeds when the source image has the blob; returns the store's digest of it. Without a source
+/// (`mount=` alone, which the spec allows), any blob in the store may be mounted: every authenticated user
+/// may read every repository today. When per-repository permissions arrive, this must check read access to a
+/// repository that links the blob.
+fn mountable(
+    ctx: &Context<'_>,
+    digest: &OciDigest,
+    from: Option<&str>,
+) -> Result<Option<Digest>, Problem> {
     let Some(from) = from else {
-        return Ok(ctx.store.blob(digest)?.is_some());
+        let stored = match digest {
+            OciDigest::Sha256(d) => Some(*d),
+            OciDigest::Sha512(hex) => ctx
+                .store
+                .meta()
+                .kv("", &sha512_key(hex))?
+                .and_then(|v| String::from_utf8(v).ok()?.parse().ok()),
+        };
+        return Ok(match stored {
+            Some(d) => ctx.store.blob(&d)?.map(|_| d),
+            None => None,
+        });
     };
     let Some((repo, image)) = from.split_once('/') else {
-        return Ok(false);
+        return Ok(None);
     };
     let is_oci = ctx
         .store
         .meta()
         .repository(repo)?
         .is_some_and(|r| r.format == "docker");
-    Ok(is_oci && linked(ctx.store, repo, image, digest)?)
+    if !is_oci {
+        return Ok(None);
+    }
+    linked(ctx.store, repo, image, digest)
 }
 
-fn link(head: &RequestHead, image: &str, digest: &Digest) -> Write {
+/// The store-wide entry from a sha512 digest to the sha256 the blob is stored under, for mounts that name no
+/// source repository.
+fn sha512_key(hex: &str) -> String {
+    format!("oci-sha512:{hex}")
+}
+
+fn link(head: &RequestHead, image: &str, digest: &OciDigest, stored: &Digest) -> Write {
     Write::PutKv {
         repo: head.repository.clone(),
         key: link_key(image, digest),
-        value: Vec::new(),
+        value: stored.to_string().into_bytes(),
     }
 }
 
-fn created(name: &str, digest: &Digest) -> Response {
+fn created(name: &str, digest: &OciDigest) -> Response {
     Response::empty(201)
         .with_header("location", format!("{name}/blobs/{digest}"))
         .with_header("docker-content-digest", digest.to_string())
@@ -241,7 +302,7 @@ fn in_order(
     Ok(Some(start))
 }
 
-fn blob_unknown(digest: &Digest) -> Problem {
+fn blob_unknown(digest: &OciDigest) -> Problem {
     oci(
         404,
         code::BLOB_UNKNOWN,

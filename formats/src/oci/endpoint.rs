@@ -11,6 +11,8 @@
 //! <image>/referrers/<digest>             GET (?artifactType=)
 //! ```
 
+use std::fmt;
+
 use wharf_storage::Digest;
 
 use super::{code, oci};
@@ -22,16 +24,44 @@ const MAX_NAME: usize = 255;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Reference {
     Tag(String),
-    Digest(Digest),
+    Digest(OciDigest),
+}
+
+/// A digest as OCI clients write it. The store addresses every blob by sha256; a sha512 digest names the same
+/// bytes through the image's link entry, and is checked against the sha512 computed at ingest.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum OciDigest {
+    Sha256(Digest),
+    /// 128 lowercase hex characters.
+    Sha512(String),
+}
+
+impl OciDigest {
+    /// The store's digest, when the client's is that one.
+    pub fn sha256(&self) -> Option<Digest> {
+        match self {
+            OciDigest::Sha256(d) => Some(*d),
+            OciDigest::Sha512(_) => None,
+        }
+    }
+}
+
+impl fmt::Display for OciDigest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OciDigest::Sha256(d) => d.fmt(f),
+            OciDigest::Sha512(hex) => write!(f, "sha512:{hex}"),
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Endpoint {
-    GetBlob(Digest),
-    DeleteBlob(Digest),
+    GetBlob(OciDigest),
+    DeleteBlob(OciDigest),
     StartUpload {
-        digest: Option<Digest>,
-        mount: Option<Digest>,
+        digest: Option<OciDigest>,
+        mount: Option<OciDigest>,
         /// `<repo>/<image>` of the mount source, when given.
         from: Option<String>,
     },
@@ -39,7 +69,7 @@ pub enum Endpoint {
     PatchUpload(String),
     FinishUpload {
         id: String,
-        digest: Digest,
+        digest: OciDigest,
     },
     CancelUpload(String),
     GetManifest(Reference),
@@ -51,7 +81,7 @@ pub enum Endpoint {
         last: Option<String>,
     },
     Referrers {
-        subject: Digest,
+        subject: OciDigest,
         artifact_type: Option<String>,
     },
 }
@@ -211,24 +241,33 @@ fn valid_name(repo: &str, image: &str) -> Result<(), Problem> {
     }
 }
 
-pub fn parse_digest(s: &str) -> Result<Digest, Problem> {
+pub fn parse_digest(s: &str) -> Result<OciDigest, Problem> {
     let s = percent_decode(s).unwrap_or_default();
+    let invalid = || {
+        oci(
+            400,
+            code::DIGEST_INVALID,
+            format!(
+                "invalid digest `{}`",
+                s.chars().take(140).collect::<String>()
+            ),
+        )
+    };
     match s.split_once(':') {
-        Some(("sha256", _)) => s.parse().map_err(|_| {
-            oci(
-                400,
-                code::DIGEST_INVALID,
-                format!(
-                    "invalid digest `{}`",
-                    s.chars().take(100).collect::<String>()
-                ),
-            )
-        }),
+        Some(("sha256", _)) => s.parse().map(OciDigest::Sha256).map_err(|_| invalid()),
+        Some(("sha512", hex)) => {
+            let ok = hex.len() == 128
+                && hex
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+            ok.then(|| OciDigest::Sha512(hex.to_string()))
+                .ok_or_else(invalid)
+        }
         Some((algorithm, _)) => Err(oci(
             400,
             code::DIGEST_INVALID,
             format!(
-                "unsupported digest algorithm `{}`: this registry uses sha256",
+                "unsupported digest algorithm `{}`: use sha256 or sha512",
                 algorithm.chars().take(20).collect::<String>()
             ),
         )),
@@ -236,7 +275,7 @@ pub fn parse_digest(s: &str) -> Result<Digest, Problem> {
             400,
             code::DIGEST_INVALID,
             format!(
-                "invalid digest `{}`: expected sha256:<hex>",
+                "invalid digest `{}`: expected <algorithm>:<hex>",
                 s.chars().take(100).collect::<String>()
             ),
         )),
@@ -343,21 +382,21 @@ mod tests {
 
     #[test]
     fn endpoints() {
-        let d: Digest = D.parse().unwrap();
+        let d = OciDigest::Sha256(D.parse().unwrap());
         let cases = [
             (
                 "GET",
                 format!("app/blobs/{D}"),
                 None,
                 "app",
-                Endpoint::GetBlob(d),
+                Endpoint::GetBlob(d.clone()),
             ),
             (
                 "DELETE",
                 format!("a/b/blobs/{D}"),
                 None,
                 "a/b",
-                Endpoint::DeleteBlob(d),
+                Endpoint::DeleteBlob(d.clone()),
             ),
             (
                 "POST",
@@ -366,7 +405,7 @@ mod tests {
                 "app",
                 Endpoint::StartUpload {
                     digest: None,
-                    mount: Some(d),
+                    mount: Some(d.clone()),
                     from: Some("docker/other".into()),
                 },
             ),
@@ -384,7 +423,7 @@ mod tests {
                 "app",
                 Endpoint::FinishUpload {
                     id: "ab12".into(),
-                    digest: d,
+                    digest: d.clone(),
                 },
             ),
             (
@@ -399,7 +438,7 @@ mod tests {
                 format!("x/manifests/{D}"),
                 None,
                 "x",
-                Endpoint::PutManifest(Reference::Digest(d), vec![]),
+                Endpoint::PutManifest(Reference::Digest(d.clone()), vec![]),
             ),
             (
                 "GET",
@@ -417,7 +456,7 @@ mod tests {
                 Some("artifactType=application%2Fspdx%2Bjson".into()),
                 "x",
                 Endpoint::Referrers {
-                    subject: d,
+                    subject: d.clone(),
                     artifact_type: Some("application/spdx+json".into()),
                 },
             ),
@@ -531,5 +570,12 @@ mod tests {
             );
         }
         assert!(parse("GET", "a__b.c---d/e_f/manifests/v1", None).is_ok());
+        let sha512 = format!("sha512:{}", "ab".repeat(64));
+        let parsed = parse("GET", &format!("a/blobs/{sha512}"), None).unwrap();
+        assert_eq!(
+            parsed.endpoint,
+            Endpoint::GetBlob(OciDigest::Sha512("ab".repeat(64)))
+        );
+        assert_eq!(OciDigest::Sha512("ab".repeat(64)).to_string(), sha512);
     }
 }

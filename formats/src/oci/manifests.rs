@@ -8,9 +8,9 @@
 use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use wharf_storage::{Digest, Store, Version, Write};
+use wharf_storage::{Digest, Store, Version, Want, Write};
 
-use super::endpoint::{Endpoint, Reference, Request, parse_digest};
+use super::endpoint::{Endpoint, OciDigest, Reference, Request, parse_digest};
 use super::{code, linked, name_path, oci};
 use crate::{Commit, Context, Plan, Problem, RequestHead, Response};
 
@@ -62,17 +62,21 @@ pub fn handle(ctx: &Context<'_>, head: &RequestHead, request: &Request) -> Resul
     let (repo, image) = (head.repository.as_str(), request.image.as_str());
     match &request.endpoint {
         Endpoint::GetManifest(reference) => {
-            let (digest, version) = resolve(ctx.store, repo, image, reference)?;
+            let (name, version) = resolve(ctx.store, repo, image, reference)?;
             let media_type = version.metadata["mediaType"]
                 .as_str()
                 .unwrap_or(OCI_MANIFEST)
                 .to_string();
+            let bytes = *version
+                .blobs
+                .first()
+                .ok_or_else(|| Problem::internal(format!("manifest {name} has no bytes")))?;
             Ok(Plan::Serve {
-                digest,
+                digest: bytes,
                 status: 200,
                 headers: vec![
                     ("content-type".into(), media_type),
-                    ("docker-content-digest".into(), digest.to_string()),
+                    ("docker-content-digest".into(), name),
                 ],
             })
         }
@@ -114,8 +118,7 @@ pub fn commit(
             Response::empty(202),
         )),
         Endpoint::DeleteManifest(reference) => {
-            let (digest, version) = resolve(ctx.store, repo, image, reference)?;
-            let name = digest.to_string();
+            let (name, version) = resolve(ctx.store, repo, image, reference)?;
             let mut writes = vec![Write::DeleteVersion {
                 repo: repo.into(),
                 package: image.into(),
@@ -138,7 +141,7 @@ pub fn commit(
             if let Some(subject) = version.metadata["subject"].as_str() {
                 writes.push(Write::DeleteKv {
                     repo: repo.into(),
-                    key: referrer_key(image, subject, &digest),
+                    key: referrer_key(image, subject, &name),
                 });
             }
             Ok(Commit::new(writes, Response::empty(202)))
@@ -156,7 +159,12 @@ fn put(
     body: &[u8],
 ) -> Result<Commit, Problem> {
     let repo = head.repository.as_str();
-    let digest = Digest::of(body);
+    // Stored by sha256 like every blob; named by the algorithm the client pushed it under.
+    let bytes = Digest::of(body);
+    let digest = match reference {
+        Reference::Digest(OciDigest::Sha512(_)) => OciDigest::Sha512(sha512(body)),
+        _ => OciDigest::Sha256(bytes),
+    };
     if let Reference::Digest(expected) = reference
         && *expected != digest
     {
@@ -175,18 +183,18 @@ fn put(
     if manifest.schema_version.is_some_and(|v| v != 2) {
         return Err(invalid("schemaVersion must be 2"));
     }
-    let mut blobs = vec![digest];
+    let mut blobs = vec![bytes];
     match media_type.as_str() {
         OCI_INDEX | DOCKER_LIST => {
             for child in manifest.manifests.iter().flatten() {
-                let child_digest = descriptor_digest(child)?;
+                let child = descriptor_digest(child)?;
                 if ctx
                     .store
                     .meta()
-                    .version(repo, image, &child_digest.to_string())?
+                    .version(repo, image, &child.to_string())?
                     .is_none()
                 {
-                    return Err(blob_unknown(&child_digest, "manifest"));
+                    return Err(blob_unknown(&child, "manifest"));
                 }
             }
         }
@@ -201,10 +209,9 @@ fn put(
                 .chain(&manifest.blobs);
             for descriptor in referenced.filter(|d| d.pushed()) {
                 let blob = descriptor_digest(descriptor)?;
-                if !linked(ctx.store, repo, image, &blob)? {
-                    return Err(blob_unknown(&blob, "blob"));
-                }
-                blobs.push(blob);
+                let stored = linked(ctx.store, repo, image, &blob)?
+                    .ok_or_else(|| blob_unknown(&blob, "blob"))?;
+                blobs.push(stored);
             }
         }
     }
@@ -266,7 +273,7 @@ fn put(
         }
         writes.push(Write::PutKv {
             repo: repo.into(),
-            key: referrer_key(image, &subject.to_string(), &digest),
+            key: referrer_key(image, &subject.to_string(), &digest.to_string()),
             value: serde_json::to_vec(&descriptor).expect("JSON values serialize"),
         });
         response = response.with_header("oci-subject", subject.to_string());
@@ -314,7 +321,7 @@ fn media_type(head: &RequestHead, manifest: &Manifest) -> Result<String, Problem
     }
 }
 
-fn descriptor_digest(d: &Descriptor) -> Result<Digest, Problem> {
+fn descriptor_digest(d: &Descriptor) -> Result<OciDigest, Problem> {
     if d.size < 0 {
         return Err(invalid(format!(
             "descriptor {} has a negative size",
@@ -324,13 +331,13 @@ fn descriptor_digest(d: &Descriptor) -> Result<Digest, Problem> {
     parse_digest(&d.digest).map_err(|p| invalid(p.message))
 }
 
-/// A tag or digest to its manifest digest and version record.
+/// A tag or digest to the manifest's name (its digest as pushed) and version record.
 fn resolve(
     store: &Store,
     repo: &str,
     image: &str,
     reference: &Reference,
-) -> Result<(Digest, Version), Problem> {
+) -> Result<(String, Version), Problem> {
     let unknown = || {
         oci(
             404,
@@ -341,18 +348,30 @@ fn resolve(
             ),
         )
     };
-    let digest = match reference {
-        Reference::Digest(d) => *d,
+    let name = match reference {
+        Reference::Digest(d) => d.to_string(),
         Reference::Tag(tag) => {
-            let tag = store.meta().tag(repo, image, tag)?.ok_or_else(unknown)?;
-            tag.version.parse().map_err(|_| unknown())?
+            store
+                .meta()
+                .tag(repo, image, tag)?
+                .ok_or_else(unknown)?
+                .version
         }
     };
     let version = store
         .meta()
-        .version(repo, image, &digest.to_string())?
+        .version(repo, image, &name)?
         .ok_or_else(unknown)?;
-    Ok((digest, version))
+    Ok((name, version))
+}
+
+fn sha512(body: &[u8]) -> String {
+    let mut hasher = wharf_storage::digest::Hasher::new(Want {
+        sha512: true,
+        ..Want::NONE
+    });
+    hasher.update(body);
+    hasher.finish().1.sha512.unwrap_or_default()
 }
 
 fn tags(
@@ -395,10 +414,10 @@ fn referrers(
     store: &Store,
     repo: &str,
     image: &str,
-    subject: &Digest,
+    subject: &OciDigest,
     artifact_type: Option<&str>,
 ) -> Result<Plan, Problem> {
-    let prefix = format!("ref:{image}@{}@", subject.hex());
+    let prefix = format!("ref:{image}@{subject}@");
     let entries = store.meta().kvs(repo, &prefix, None, PAGE)?;
     let mut manifests = Vec::new();
     for (_, value) in entries {
@@ -419,9 +438,8 @@ fn referrers(
     Ok(Plan::Respond(response))
 }
 
-fn referrer_key(image: &str, subject: &str, manifest: &Digest) -> String {
-    let subject = subject.strip_prefix("sha256:").unwrap_or(subject);
-    format!("ref:{image}@{subject}@{}", manifest.hex())
+fn referrer_key(image: &str, subject: &str, manifest: &str) -> String {
+    format!("ref:{image}@{subject}@{manifest}")
 }
 
 fn show(reference: &Reference) -> String {
@@ -435,7 +453,7 @@ fn invalid(message: impl Into<String>) -> Problem {
     oci(400, code::MANIFEST_INVALID, message)
 }
 
-fn blob_unknown(digest: &Digest, what: &str) -> Problem {
+fn blob_unknown(digest: &OciDigest, what: &str) -> Problem {
     oci(
         400,
         code::MANIFEST_BLOB_UNKNOWN,

@@ -5,10 +5,12 @@
 //!
 //! ```text
 //! image (`app`, `team/app`)     package
-//! manifest                      version named by its digest; its blobs: the manifest bytes, config and layers
+//! manifest                      version named by its digest; its blobs: the manifest bytes (first), config, layers
 //! tag                           tag -> manifest digest
-//! kv  blob:<image>@<hex>        the blob was pushed to (or mounted into) this image: only linked blobs are served
+//! kv  blob:<image>@<digest>     the blob was pushed to (or mounted into) this image, under the client's digest
+//!                               (sha256, or sha512 naming a sha256-addressed blob): only linked blobs are served
 //! kv  ref:<image>@<subject>@<m> manifest m names subject in its `subject`: the referrers API reads these
+//! kv  (store-wide) oci-sha512:<hex>  sha256 of a blob uploaded under a sha512 digest, for source-less mounts
 //! upload session                Write::PutUpload, bytes appended by the host (Plan::Append, Plan::Seal)
 //! ```
 //!
@@ -20,11 +22,11 @@ mod catalog;
 mod endpoint;
 mod manifests;
 
-use wharf_storage::{BlobInfo, Store};
+use wharf_storage::{BlobInfo, Digest, Store};
 
 use crate::{Access, Commit, Context, Format, Plan, Problem, RequestHead, Response};
 pub use catalog::catalog;
-use endpoint::{Endpoint, Request};
+use endpoint::{Endpoint, OciDigest, Request};
 
 pub struct Oci;
 
@@ -98,18 +100,29 @@ fn name_path(head: &RequestHead, image: &str) -> String {
     format!("/v2/{}/{image}", head.repository)
 }
 
-fn link_key(image: &str, digest: &wharf_storage::Digest) -> String {
-    format!("blob:{image}@{}", digest.hex())
+fn link_key(image: &str, digest: &OciDigest) -> String {
+    format!("blob:{image}@{digest}")
 }
 
-/// Whether the blob was pushed to or mounted into `repo/image` and is still in the store.
+/// The store's (sha256) digest of a blob pushed to or mounted into `repo/image` under `digest`, if it is still in
+/// the store.
 fn linked(
     store: &Store,
     repo: &str,
     image: &str,
-    digest: &wharf_storage::Digest,
-) -> Result<bool, Problem> {
-    Ok(store.meta().kv(repo, &link_key(image, digest))?.is_some() && store.blob(digest)?.is_some())
+    digest: &OciDigest,
+) -> Result<Option<Digest>, Problem> {
+    let Some(value) = store.meta().kv(repo, &link_key(image, digest))? else {
+        return Ok(None);
+    };
+    let stored = match digest.sha256() {
+        Some(d) => d,
+        None => std::str::from_utf8(&value)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| Problem::internal(format!("link of {digest} names no blob")))?,
+    };
+    Ok(store.blob(&stored)?.map(|_| stored))
 }
 
 impl Format for Oci {
