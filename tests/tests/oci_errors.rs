@@ -489,3 +489,99 @@ fn disconnect_mid_upload_then_resume() {
     );
     assert_eq!(reply.body, whole);
 }
+
+/// Pushes a config blob and a manifest naming it; returns the manifest's digest.
+fn push_manifest(r: &Registry, image: &str, tag: &str, annotation: &str) -> String {
+    let config = format!(r#"{{"a":"{annotation}"}}"#);
+    let location = r.start(image);
+    let reply = r.send(
+        "PUT",
+        &format!("{location}?digest={}", digest_of(config.as_bytes())),
+        &[],
+        config.as_bytes(),
+    );
+    assert_eq!(reply.status, 201);
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{}","size":{}}},"layers":[]}}"#,
+        digest_of(config.as_bytes()),
+        config.len()
+    );
+    let reply = r.send(
+        "PUT",
+        &format!("/v2/docker/{image}/manifests/{tag}"),
+        &[("content-type", OCI_MANIFEST)],
+        manifest.as_bytes(),
+    );
+    assert_eq!(
+        reply.status,
+        201,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    digest_of(manifest.as_bytes())
+}
+
+fn json(reply: &Reply) -> serde_json::Value {
+    serde_json::from_slice(&reply.body).unwrap()
+}
+
+#[test]
+fn tags_and_catalog_page_with_links() {
+    let r = registry();
+    for (image, tag) in [("a", "1"), ("a", "2"), ("a", "3"), ("b/c", "x"), ("d", "y")] {
+        push_manifest(&r, image, tag, &format!("{image}{tag}"));
+    }
+    // Tags: pages of two, each pointing at the next with a Link header.
+    let first = r.send("GET", "/v2/docker/a/tags/list?n=2", &[], b"");
+    assert_eq!(json(&first)["tags"], serde_json::json!(["1", "2"]));
+    let link = first
+        .header("link")
+        .expect("a Link to the next page")
+        .to_string();
+    assert_eq!(link, r#"</v2/docker/a/tags/list?n=2&last=2>; rel="next""#);
+    let second = r.send("GET", "/v2/docker/a/tags/list?n=2&last=2", &[], b"");
+    assert_eq!(json(&second)["tags"], serde_json::json!(["3"]));
+    assert!(second.header("link").is_none());
+    let unknown = r.send("GET", "/v2/docker/nothing/tags/list", &[], b"");
+    assert_eq!(
+        (unknown.status, unknown.code.as_str()),
+        (404, "NAME_UNKNOWN")
+    );
+
+    // The catalog: every image of every docker repository, paged the same way.
+    let page = r.send("GET", "/v2/_catalog?n=2", &[], b"");
+    assert_eq!(
+        json(&page)["repositories"],
+        serde_json::json!(["docker/a", "docker/b/c"])
+    );
+    assert_eq!(
+        page.header("link"),
+        Some(r#"</v2/_catalog?n=2&last=docker/b/c>; rel="next""#)
+    );
+    let rest = r.send("GET", "/v2/_catalog?n=2&last=docker/b/c", &[], b"");
+    assert_eq!(json(&rest)["repositories"], serde_json::json!(["docker/d"]));
+    assert!(rest.header("link").is_none());
+
+    // Clients without the referrers API tag an index `sha256-<hex>` (the referrers tag schema): an ordinary tag.
+    let subject = push_manifest(&r, "a", "4", "subject");
+    let schema_tag = subject.replace(':', "-");
+    push_manifest(&r, "a", &schema_tag, "fallback");
+    let reply = r.send(
+        "GET",
+        &format!("/v2/docker/a/manifests/{schema_tag}"),
+        &[],
+        b"",
+    );
+    assert_eq!(reply.status, 200);
+    let referrers = r.send(
+        "GET",
+        &format!("/v2/docker/a/referrers/{subject}"),
+        &[],
+        b"",
+    );
+    assert_eq!(
+        referrers.header("content-type"),
+        Some("application/vnd.oci.image.index.v1+json")
+    );
+    assert_eq!(json(&referrers)["manifests"], serde_json::json!([]));
+}
