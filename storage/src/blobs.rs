@@ -11,70 +11,18 @@
 //! directories it touched. Only then does the blob exist.
 
 use std::fs::{self, File};
-use std::io::{self, Read, Seek, SeekFrom, Write as _};
+use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
 use crate::digest::{Checksums, Digest, Hasher, Want};
 use crate::error::{Error, Result};
+use crate::feed::{EarlySync, Feeder, Run, write_run};
 
-/// Runs queued between the hashing task and the writer thread: enough to keep both busy, small enough to bound
-/// memory per upload (QUEUE + 1 runs).
-pub(crate) const QUEUE: usize = 4;
 /// Bytes per read when serving or scrubbing.
 pub const READ_CHUNK: usize = 256 * 1024;
-/// Network reads arrive in pieces of a few KiB; the writer gets them gathered into runs of this size, written with
-/// one vectored write, so a GiB costs a thousand writes and wake-ups instead of a hundred thousand, and no copy.
-const WRITE_RUN: usize = 1024 * 1024;
-/// At most this many pieces per run: well under the kernel's limit of 1024 per vectored write.
-const RUN_PARTS: usize = 512;
-
-/// Chunks on their way to a writer thread, handed over in runs.
-pub(crate) type Run = Vec<Bytes>;
-
-#[derive(Default)]
-pub(crate) struct Gather {
-    parts: Run,
-    len: usize,
-}
-
-impl Gather {
-    /// Adds a chunk; returns a run once enough has gathered.
-    pub fn push(&mut self, chunk: Bytes) -> Option<Run> {
-        if chunk.is_empty() {
-            return None;
-        }
-        self.len += chunk.len();
-        self.parts.push(chunk);
-        (self.len >= WRITE_RUN || self.parts.len() >= RUN_PARTS).then(|| self.take())
-    }
-
-    pub fn take(&mut self) -> Run {
-        self.len = 0;
-        std::mem::take(&mut self.parts)
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.parts.is_empty()
-    }
-}
-
-/// Writes a whole run; returns its length.
-pub(crate) fn write_run(file: &mut File, run: &[Bytes]) -> io::Result<usize> {
-    let total = run.iter().map(Bytes::len).sum();
-    let mut slices: Vec<io::IoSlice<'_>> = run.iter().map(|b| io::IoSlice::new(b)).collect();
-    let mut rest = &mut slices[..];
-    while !rest.is_empty() {
-        let n = file.write_vectored(rest)?;
-        if n == 0 {
-            return Err(io::ErrorKind::WriteZero.into());
-        }
-        io::IoSlice::advance_slices(&mut rest, n);
-    }
-    Ok(total)
-}
 
 #[derive(Clone)]
 pub struct Blobs {
@@ -125,21 +73,10 @@ impl Blobs {
         let temp = self.uploads.join(format!("tmp-{}", crate::random_id()));
         let file =
             File::create_new(&temp).map_err(|e| Error::io("cannot create upload file", e))?;
-        let (chunks, rx) = mpsc::channel(QUEUE);
-        let (done_tx, done) = oneshot::channel();
-        std::thread::Builder::new()
-            .name("wharf-ingest".into())
-            .spawn(move || {
-                let _ = done_tx.send(write_chunks(file, rx));
-            })
-            .map_err(|e| Error::io("cannot start an ingest thread", e))?;
+        let feeder = Feeder::start("wharf-ingest", 0, limit, move |rx| write_chunks(file, rx))?;
         Ok(Ingest {
-            chunks: Some(chunks),
-            done: Some(done),
-            pending: Gather::default(),
+            feeder,
             hasher: Hasher::new(want),
-            size: 0,
-            limit,
             expected,
             temp,
         })
@@ -259,60 +196,25 @@ impl Blobs {
 
 /// A blob being written. Dropping it without `finish` removes the partial file.
 pub struct Ingest {
-    chunks: Option<mpsc::Sender<Run>>,
-    done: Option<oneshot::Receiver<io::Result<()>>>,
-    /// Small chunks gathered until a run is worth a write.
-    pending: Gather,
+    feeder: Feeder<()>,
     hasher: Hasher,
-    size: u64,
-    limit: u64,
     expected: Option<Digest>,
     temp: PathBuf,
 }
 
 impl Ingest {
     pub fn size(&self) -> u64 {
-        self.size
+        self.feeder.size()
     }
 
     pub async fn write(&mut self, chunk: Bytes) -> Result<()> {
-        self.size += chunk.len() as u64;
-        if self.size > self.limit {
-            return Err(Error::TooLarge { limit: self.limit });
-        }
         self.hasher.update(&chunk);
-        match self.pending.push(chunk) {
-            Some(run) => self.send(run).await,
-            None => Ok(()),
-        }
-    }
-
-    async fn send(&mut self, run: Run) -> Result<()> {
-        let sender = self.chunks.as_ref().expect("write after finish");
-        if sender.send(run).await.is_err() {
-            return Err(self.writer_failure().await);
-        }
-        Ok(())
+        self.feeder.write(chunk).await
     }
 
     /// Waits for the bytes to be on disk and checks the digest. The caller places the file and indexes it.
     pub async fn finish(mut self) -> Result<Verified> {
-        if !self.pending.is_empty() {
-            let rest = self.pending.take();
-            self.send(rest).await?;
-        }
-        drop(self.chunks.take());
-        let written = self.done.take().expect("finish once").await;
-        match written {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(Error::io("cannot write upload", e)),
-            Err(_) => {
-                return Err(Error::io(
-                    "upload writer stopped",
-                    io::Error::other("writer thread ended"),
-                ));
-            }
-        }
+        self.feeder.finish().await?;
         let hasher = std::mem::replace(&mut self.hasher, Hasher::new(Want::NONE));
         let (digest, checksums) = hasher.finish();
         if let Some(expected) = self.expected
@@ -326,25 +228,9 @@ impl Ingest {
         Ok(Verified {
             temp: std::mem::take(&mut self.temp),
             digest,
-            size: self.size,
+            size: self.feeder.size(),
             checksums,
         })
-    }
-
-    async fn writer_failure(&mut self) -> Error {
-        match self.done.take() {
-            Some(rx) => match rx.await {
-                Ok(Err(e)) => Error::io("cannot write upload", e),
-                _ => Error::io(
-                    "upload writer stopped",
-                    io::Error::other("writer thread ended"),
-                ),
-            },
-            None => Error::io(
-                "upload writer stopped",
-                io::Error::other("writer thread ended"),
-            ),
-        }
     }
 }
 
@@ -368,65 +254,6 @@ fn write_chunks(mut file: File, mut rx: mpsc::Receiver<Run>) -> io::Result<()> {
     // unlinked by then and the fsync is wasted but harmless). The upload directory is not fsynced: the temp name
     // is never relied upon after a crash.
     file.sync_all()
-}
-
-/// Bytes written between early syncs of an upload.
-const SYNC_EVERY: usize = 32 * 1024 * 1024;
-
-/// Keeps the disk busy while a body is still arriving: the kernel would otherwise hold a GiB dirty until the final
-/// fsync and start writing only then, after the network transfer instead of during it. A helper thread fdatasyncs
-/// a clone of the file every `SYNC_EVERY` bytes, so the writer never waits for it. Its errors do not matter: the
-/// final fsync is the one that counts.
-pub(crate) struct EarlySync {
-    kick: Option<std::sync::mpsc::SyncSender<()>>,
-    helper: Option<std::thread::JoinHandle<()>>,
-    unsynced: usize,
-}
-
-impl EarlySync {
-    pub fn start(file: &File) -> EarlySync {
-        let Ok(clone) = file.try_clone() else {
-            return EarlySync {
-                kick: None,
-                helper: None,
-                unsynced: 0,
-            };
-        };
-        let (kick, kicked) = std::sync::mpsc::sync_channel::<()>(1);
-        let helper = std::thread::Builder::new()
-            .name("wharf-sync".into())
-            .spawn(move || {
-                while kicked.recv().is_ok() {
-                    let _ = clone.sync_data();
-                }
-            })
-            .ok();
-        EarlySync {
-            kick: helper.as_ref().map(|_| kick),
-            helper,
-            unsynced: 0,
-        }
-    }
-
-    pub fn wrote(&mut self, bytes: usize) {
-        self.unsynced += bytes;
-        if self.unsynced >= SYNC_EVERY {
-            self.unsynced = 0;
-            if let Some(kick) = &self.kick {
-                // Busy syncing already: the next kick comes soon enough.
-                let _ = kick.try_send(());
-            }
-        }
-    }
-}
-
-impl Drop for EarlySync {
-    fn drop(&mut self) {
-        drop(self.kick.take());
-        if let Some(helper) = self.helper.take() {
-            let _ = helper.join();
-        }
-    }
 }
 
 fn create_dir(dir: &Path) -> Result<bool> {

@@ -7,6 +7,7 @@
 pub mod blobs;
 pub mod digest;
 pub mod error;
+mod feed;
 pub mod meta;
 pub mod model;
 pub mod store;

@@ -17,11 +17,12 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
-use crate::blobs::{Gather, QUEUE, READ_CHUNK, Run, write_run};
+use crate::blobs::READ_CHUNK;
 use crate::digest::{Hasher, Want};
 use crate::error::{Error, Result};
+use crate::feed::{EarlySync, Feeder, Run, write_run};
 
 #[derive(Clone)]
 pub(crate) struct Sessions {
@@ -138,24 +139,14 @@ impl Sessions {
                 return Err(Error::io("cannot open upload file", e));
             }
         };
-        let (chunks, rx) = mpsc::channel(QUEUE);
-        let (done_tx, done) = oneshot::channel();
         let this = self.clone();
-        let writer = move || {
+        let writer = move |rx| {
             let (hasher, written, result) = append_chunks(file, rx, hasher, size);
             this.put_back(&id, hasher, written);
-            let _ = done_tx.send(result.map(|()| written));
+            result.map(|()| written)
         };
-        std::thread::Builder::new()
-            .name("wharf-upload".into())
-            .spawn(writer)
-            .map_err(|e| Error::io("cannot start an upload thread", e))?;
         Ok(Append {
-            chunks: Some(chunks),
-            done: Some(done),
-            pending: Gather::default(),
-            size,
-            limit,
+            feeder: Feeder::start("wharf-upload", size, limit, writer)?,
         })
     }
 
@@ -199,76 +190,29 @@ impl Sessions {
 /// One request's appends to a session. Dropping it mid-way (the client went away) keeps what arrived: gathered
 /// bytes are handed to the writer if its queue has room, and the session then holds exactly what was written.
 pub struct Append {
-    chunks: Option<mpsc::Sender<Run>>,
-    done: Option<oneshot::Receiver<io::Result<u64>>>,
-    /// Small chunks gathered into runs, as an ingest does.
-    pending: Gather,
-    size: u64,
-    limit: u64,
+    feeder: Feeder<u64>,
 }
 
 impl Append {
     /// The session's size including what this request has sent so far.
     pub fn size(&self) -> u64 {
-        self.size
+        self.feeder.size()
     }
 
     pub async fn write(&mut self, chunk: Bytes) -> Result<()> {
-        self.size += chunk.len() as u64;
-        if self.size > self.limit {
-            return Err(Error::TooLarge { limit: self.limit });
-        }
-        match self.pending.push(chunk) {
-            Some(run) => self.send(run).await,
-            None => Ok(()),
-        }
-    }
-
-    async fn send(&mut self, run: Run) -> Result<()> {
-        let sender = self.chunks.as_ref().expect("write after finish");
-        if sender.send(run).await.is_err() {
-            return Err(self.wait().await.err().unwrap_or_else(stopped));
-        }
-        Ok(())
+        self.feeder.write(chunk).await
     }
 
     /// Waits until every chunk is in the file; returns the session's size.
     pub async fn finish(mut self) -> Result<u64> {
-        if !self.pending.is_empty() {
-            let rest = self.pending.take();
-            self.send(rest).await?;
-        }
-        drop(self.chunks.take());
-        self.wait().await
-    }
-
-    async fn wait(&mut self) -> Result<u64> {
-        match self.done.take() {
-            Some(rx) => match rx.await {
-                Ok(Ok(size)) => Ok(size),
-                Ok(Err(e)) => Err(Error::io("cannot write upload", e)),
-                Err(_) => Err(stopped()),
-            },
-            None => Err(stopped()),
-        }
+        self.feeder.finish().await
     }
 }
 
 impl Drop for Append {
     fn drop(&mut self) {
-        if let Some(sender) = &self.chunks
-            && !self.pending.is_empty()
-        {
-            let _ = sender.try_send(self.pending.take());
-        }
+        self.feeder.hand_over();
     }
-}
-
-fn stopped() -> Error {
-    Error::io(
-        "upload writer stopped",
-        io::Error::other("writer thread ended"),
-    )
 }
 
 /// Appends chunks until the sender is gone, hashing each one written whole. Returns the state for exactly the
@@ -279,7 +223,7 @@ fn append_chunks(
     mut hasher: Hasher,
     mut size: u64,
 ) -> (Hasher, u64, io::Result<()>) {
-    let mut early = crate::blobs::EarlySync::start(&file);
+    let mut early = EarlySync::start(&file);
     while let Some(run) = rx.blocking_recv() {
         match write_run(&mut file, &run) {
             Ok(written) => early.wrote(written),

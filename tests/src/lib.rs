@@ -42,6 +42,24 @@ pub fn wharf() -> Command {
     command
 }
 
+/// Runs a command with `input` on its standard input; returns what it printed and its status.
+pub fn with_stdin(command: &mut Command, input: &str) -> std::process::Output {
+    use std::io::Write;
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the command starts");
+    child
+        .stdin
+        .take()
+        .expect("stdin is piped")
+        .write_all(input.as_bytes())
+        .expect("stdin takes the input");
+    child.wait_with_output().expect("the command ends")
+}
+
 /// A running `wharf serve`.
 pub struct Server {
     pub child: Child,

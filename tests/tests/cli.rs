@@ -1,28 +1,12 @@
 //! `wharf user`, `wharf token` and `wharf scrub` against a real data directory, and the server accepting what
 //! they made.
 
-use std::io::Write;
-use std::process::{Output, Stdio};
+use std::process::Output;
 
-use wharf_tests::{Server, agent, basic, wharf};
+use wharf_tests::{Server, agent, basic, wharf, with_stdin};
 
 fn run(args: &[&str], data: &std::path::Path, stdin: &str) -> Output {
-    let mut child = wharf()
-        .args(args)
-        .arg("--data")
-        .arg(data)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
+    with_stdin(wharf().args(args).arg("--data").arg(data), stdin)
 }
 
 fn ok(output: Output) -> String {

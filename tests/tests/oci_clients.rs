@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use wharf_tests::{Server, agent, basic, wharf};
+use wharf_tests::{Server, agent, basic, wharf, with_stdin};
 
 fn tool(name: &str) -> PathBuf {
     let path = std::env::var_os("PATH").unwrap_or_default();
@@ -43,23 +43,6 @@ fn get_json(url: &str, authorization: &str) -> serde_json::Value {
         .unwrap();
     assert_eq!(response.status(), 200, "{url}");
     serde_json::from_str(&response.body_mut().read_to_string().unwrap()).unwrap()
-}
-
-fn with_stdin(command: &mut Command, input: &str) -> Output {
-    use std::io::Write;
-    let mut child = command
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
 }
 
 /// A server whose data directory also holds an API token for `admin`, made with the CLI while it was stopped.
