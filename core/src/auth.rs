@@ -180,6 +180,29 @@ impl Auth {
 /// Every API token starts with this, so a leaked one is easy to spot and scanners can find it.
 pub const TOKEN_PREFIX: &str = "wharf_";
 
+/// npm's login and logout go through here: the format sees no hash and no secret store.
+impl wharf_formats::Accounts for Auth {
+    fn verify_password(&self, user: &str, password: &str) -> bool {
+        let hash = match self.store.meta().user(user) {
+            Ok(Some(u)) => u.password_hash,
+            _ => dummy_hash().to_string(),
+        };
+        verify_password(password, &hash) && matches!(self.store.meta().user(user), Ok(Some(_)))
+    }
+
+    fn mint_token(&self, user: &str, label: &str) -> (String, Write) {
+        new_token(user, label)
+    }
+
+    fn revoke_token(&self, user: &str, secret: &str) -> Option<Write> {
+        let id = token_id(secret)?;
+        let token = self.store.meta().token(id).ok()??;
+        let owned = token.user == user
+            && bool::from(token.hash.as_bytes().ct_eq(token_hash(secret).as_bytes()));
+        owned.then_some(Write::DeleteToken { id: token.id })
+    }
+}
+
 pub fn token_hash(secret: &str) -> String {
     hex::encode(Sha256::digest(secret.as_bytes()))
 }

@@ -131,6 +131,7 @@ async fn carry_out(
     head.principal = principal.map(|p| p.name);
     let ctx = Context {
         store: &app.store,
+        accounts: &app.auth,
         max_upload: app.config.server.max_upload.bytes(),
         max_document: app.config.server.max_document.bytes(),
         max_manifest: app.config.server.max_manifest.bytes(),
@@ -222,7 +223,7 @@ async fn carry_out(
 /// any authenticated user writes.
 fn authorize(app: &App, principal: Option<&Principal>, access: Access) -> Result<(), Problem> {
     match (access, principal) {
-        (_, Some(_)) => Ok(()),
+        (Access::Open, _) | (_, Some(_)) => Ok(()),
         (Access::Read, None) if app.config.auth.anonymous_read => Ok(()),
         _ => Err(Problem::new(401, "UNAUTHORIZED", "authentication required")),
     }

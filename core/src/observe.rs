@@ -90,6 +90,26 @@ pub fn bytes_sent(repository: &str, format: &str, bytes: u64) {
         .increment(bytes);
 }
 
+/// The path as logged: a token in it (npm logout sends `DELETE /-/user/token/<token>`) never reaches the log.
+fn redacted(path: &str) -> std::borrow::Cow<'_, str> {
+    if !path.contains(crate::auth::TOKEN_PREFIX) && !path.contains(crate::bearer::PREFIX) {
+        return path.into();
+    }
+    path.split('/')
+        .map(|segment| {
+            if segment.starts_with(crate::auth::TOKEN_PREFIX)
+                || segment.starts_with(crate::bearer::PREFIX)
+            {
+                "[token]"
+            } else {
+                segment
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+        .into()
+}
+
 pub async fn middleware(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
@@ -107,7 +127,8 @@ pub async fn middleware(
             || wharf_storage::random_id()[..16].to_string(),
             str::to_string,
         );
-    let span = tracing::info_span!("request", id = %id, method = %req.method(), path = %req.path());
+    let path = redacted(req.path());
+    let span = tracing::info_span!("request", id = %id, method = %req.method(), path = %path);
     let started = Instant::now();
     let mut response = next.call(req).instrument(span.clone()).await?;
     let elapsed = started.elapsed();
@@ -127,4 +148,19 @@ pub async fn middleware(
             .insert(HeaderName::from_static("x-request-id"), value);
     }
     Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn tokens_never_reach_the_log() {
+        assert_eq!(
+            super::redacted("/repository/npm/left-pad"),
+            "/repository/npm/left-pad"
+        );
+        assert_eq!(
+            super::redacted("/repository/npm/-/user/token/wharf_ab12_secret"),
+            "/repository/npm/-/user/token/[token]"
+        );
+    }
 }

@@ -15,6 +15,7 @@
 //! The interface mirrors the WIT world in `plugins/`, so a plugin and a built-in format are interchangeable.
 
 pub mod generic;
+pub mod npm;
 pub mod oci;
 
 use bytes::Bytes;
@@ -48,6 +49,8 @@ impl RequestHead {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Access {
+    /// Anyone, even where reads need a login: the format checks credentials in the body itself (npm login).
+    Open,
     Read,
     Write,
     Delete,
@@ -214,9 +217,21 @@ impl Commit {
     }
 }
 
+/// What a format may ask of the host's accounts (npm's login and logout): the host owns passwords and tokens, a
+/// format only returns the writes.
+pub trait Accounts: Send + Sync {
+    /// Whether `password` is `user`'s. Slow (argon2): for logins, not for every request.
+    fn verify_password(&self, user: &str, password: &str) -> bool;
+    /// A new API token for `user`: the secret to hand out once, and the write that records it.
+    fn mint_token(&self, user: &str, label: &str) -> (String, Write);
+    /// The write that revokes the token with this secret, when it is `user`'s.
+    fn revoke_token(&self, user: &str, secret: &str) -> Option<Write>;
+}
+
 /// Read access to the store and the limits that apply, for one request.
 pub struct Context<'a> {
     pub store: &'a Store,
+    pub accounts: &'a dyn Accounts,
     /// Largest blob a client may upload.
     pub max_upload: u64,
     /// Largest buffered document.
@@ -262,6 +277,7 @@ pub trait Format: Send + Sync {
 pub fn builtin() -> Vec<std::sync::Arc<dyn Format>> {
     vec![
         std::sync::Arc::new(generic::Generic),
+        std::sync::Arc::new(npm::Npm),
         std::sync::Arc::new(oci::Oci),
     ]
 }
@@ -285,6 +301,14 @@ pub fn safe_path(raw: &str) -> Result<String, Problem> {
         )));
     }
     Ok(decoded)
+}
+
+/// One query parameter, percent-decoded (`+` is a space, as forms encode it).
+pub fn query_param(query: Option<&str>, name: &str) -> Option<String> {
+    query?.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        (k == name).then(|| percent_decode(&v.replace('+', " ")).unwrap_or_default())
+    })
 }
 
 pub fn percent_decode(s: &str) -> Option<String> {

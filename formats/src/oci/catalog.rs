@@ -3,9 +3,8 @@
 use serde_json::json;
 use wharf_storage::Store;
 
-use super::endpoint::query_param;
 use super::{code, oci};
-use crate::{Problem, Response};
+use crate::{Problem, Response, query_param};
 
 const PAGE: usize = 1000;
 

@@ -16,7 +16,7 @@ use std::fmt;
 use wharf_storage::Digest;
 
 use super::{code, oci};
-use crate::{Access, Problem, RequestHead, percent_decode};
+use crate::{Access, Problem, RequestHead, percent_decode, query_param};
 
 /// Longest `<repo>/<image>` the spec lets a registry refuse beyond.
 const MAX_NAME: usize = 255;
@@ -347,14 +347,6 @@ pub fn upload_unknown(id: &str) -> Problem {
             id.chars().take(70).collect::<String>()
         ),
     )
-}
-
-/// One query parameter, percent-decoded (`+` is a space, as forms encode it).
-pub fn query_param(query: Option<&str>, name: &str) -> Option<String> {
-    query?.split('&').find_map(|pair| {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        (k == name).then(|| percent_decode(&v.replace('+', " ")).unwrap_or_default())
-    })
 }
 
 #[cfg(test)]
