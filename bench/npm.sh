@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# npm registry benchmark, Wharf beside Verdaccio 6 (from the npm registry), same machine, same run:
+#  - abbreviated packument GET (Accept: application/vnd.npm.install-v1+json), 16 connections, 10 s of wrk
+#  - tarball GET, 16 connections, 10 s of wrk
+#  - `npm install` of a tree of 200 packages published to each, empty cache, wall time, median of 3
+#  - idle RSS of each server
+# Writes bench/results/npm.txt. Needs curl, wrk (apt), python3, node and npm. Run from anywhere: bench/npm.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+for tool in curl wrk python3 npm; do
+  command -v "$tool" >/dev/null || { echo "$tool is missing" >&2; exit 1; }
+done
+cargo build --release -q -p wharf
+work=$(mktemp -d "${WHARF_BENCH_DIR:-/tmp}/npm-bench.XXXXXX")
+pids=()
+cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; rm -rf "$work"; }
+trap cleanup EXIT
+packages=${PACKAGES:-200}
+
+# Verdaccio, installed into the scratch directory (Node 20 needs node-fetch 2.7 pinned).
+mkdir -p "$work/verdaccio"
+echo '{"name":"bench","version":"1.0.0","overrides":{"node-fetch":"^2.7.0"}}' > "$work/verdaccio/package.json"
+(cd "$work/verdaccio" && npm install --silent --no-audit --no-fund verdaccio@6.10.4 >/dev/null 2>&1)
+cat > "$work/verdaccio/config.yaml" <<EOF
+storage: $work/verdaccio/storage
+auth: { htpasswd: { file: $work/verdaccio/htpasswd } }
+packages: { '@*/*': { access: \$all, publish: \$authenticated }, '**': { access: \$all, publish: \$authenticated } }
+log: { type: stdout, format: pretty, level: error }
+EOF
+"$work/verdaccio/node_modules/.bin/verdaccio" --config "$work/verdaccio/config.yaml" --listen 127.0.0.1:18412 \
+  >"$work/verdaccio.log" 2>&1 &
+verdaccio_pid=$!; pids+=("$verdaccio_pid")
+
+WHARF_DATA=$work/wharf WHARF_LISTEN=127.0.0.1:18411 target/release/wharf serve >/dev/null 2>"$work/wharf.log" &
+wharf_pid=$!; pids+=("$wharf_pid")
+until curl -fs -o /dev/null http://127.0.0.1:18411/readyz; do sleep 0.05; done
+until curl -fs -o /dev/null http://127.0.0.1:18412/-/ping; do sleep 0.1; done
+
+declare -A url=([wharf]="http://127.0.0.1:18411/repository/npm" [verdaccio]="http://127.0.0.1:18412")
+login() { # registry user password -> token (Verdaccio creates the user on first login)
+  curl -fsS -X PUT -H 'content-type: application/json' -d "{\"name\":\"$2\",\"password\":\"$3\"}" \
+    "${url[$1]}/-/user/org.couchdb.user:$2" | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])'
+}
+declare -A token
+token[wharf]=$(login wharf admin "$(cat "$work/wharf/initial-admin-password")")
+token[verdaccio]=$(login verdaccio bench bench-password-1)
+
+median() { sort -n | sed -n 2p; }
+declare -A packument tarball install rss
+sleep 3
+for r in wharf verdaccio; do
+  rss[$r]=$(awk '/VmRSS/ {print int($2 / 1024)}' "/proc/$([ $r = wharf ] && echo "$wharf_pid" || echo "$verdaccio_pid")/status")
+done
+for r in wharf verdaccio; do
+  python3 bench/npm_publish.py "${url[$r]}" "${token[$r]}" "$packages" tree
+  packument[$r]=$(wrk -t2 -c16 -d10s -H 'Accept: application/vnd.npm.install-v1+json' "${url[$r]}/tree-1" |
+    awk '/Requests\/sec/ {print $2}')
+  tarball[$r]=$(wrk -t2 -c16 -d10s "${url[$r]}/tree-1/-/tree-1-1.0.0.tgz" | awk '/Requests\/sec/ {print $2}')
+  install[$r]=$(for run in 1 2 3; do
+    project=$work/install-$r-$run
+    mkdir -p "$project"
+    echo '{"name":"consumer","version":"1.0.0"}' > "$project/package.json"
+    start=$(date +%s%N)
+    (cd "$project" && npm install --silent --no-audit --no-fund --registry "${url[$r]}/" \
+      --cache "$project/cache" --userconfig "$project/npmrc" tree-0 >/dev/null)
+    echo $(( ($(date +%s%N) - start) / 1000000 ))
+    [ "$(ls "$project/node_modules" | wc -l)" -ge "$packages" ] || { echo "install incomplete" >&2; exit 1; }
+  done | median)
+done
+
+ratio() { echo "$1 / $2" | bc -l | xargs printf '%.2f'; }
+{
+  echo "npm registry, Wharf vs Verdaccio 6.10.4, loopback, $(nproc) cores, $packages packages"
+  printf 'abbreviated packument GET, 16 connections, 10 s:  wharf %.0f req/s   verdaccio %.0f req/s   ratio %s\n' \
+    "${packument[wharf]}" "${packument[verdaccio]}" "$(ratio "${packument[wharf]}" "${packument[verdaccio]}")"
+  printf 'tarball GET, 16 connections, 10 s:                wharf %.0f req/s   verdaccio %.0f req/s   ratio %s\n' \
+    "${tarball[wharf]}" "${tarball[verdaccio]}" "$(ratio "${tarball[wharf]}" "${tarball[verdaccio]}")"
+  printf 'npm install of the %s-package tree, empty cache, median of 3:  wharf %s ms   verdaccio %s ms   ratio %s\n' \
+    "$packages" "${install[wharf]}" "${install[verdaccio]}" "$(ratio "${install[wharf]}" "${install[verdaccio]}")"
+  echo "idle RSS: wharf ${rss[wharf]} MiB   verdaccio ${rss[verdaccio]} MiB"
+} | tee bench/results/npm.txt
