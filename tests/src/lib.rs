@@ -42,6 +42,17 @@ pub fn wharf() -> Command {
     command
 }
 
+/// A real client on PATH (`scripts/clients` puts them there); a missing one fails the test that needs it.
+pub fn tool(name: &str) -> PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file())
+        .unwrap_or_else(|| {
+            panic!("`{name}` is not on PATH: run scripts/clients (scripts/test does)")
+        })
+}
+
 /// Runs a command with `input` on its standard input; returns what it printed and its status.
 pub fn with_stdin(command: &mut Command, input: &str) -> std::process::Output {
     use std::io::Write;

@@ -5,17 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use base64::Engine as _;
-use wharf_tests::{Server, agent, basic};
-
-fn tool(name: &str) -> PathBuf {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(name))
-        .find(|candidate| candidate.is_file())
-        .unwrap_or_else(|| {
-            panic!("`{name}` is not on PATH: run scripts/clients (scripts/test does)")
-        })
-}
+use wharf_tests::{Server, agent, basic, tool};
 
 /// npm with a private user config and an empty cache, so nothing leaks between tests or from the machine.
 struct Npm {

@@ -5,17 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use wharf_tests::{Server, agent, basic, wharf, with_stdin};
-
-fn tool(name: &str) -> PathBuf {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(name))
-        .find(|candidate| candidate.is_file())
-        .unwrap_or_else(|| {
-            panic!("`{name}` is not on PATH: run scripts/clients (scripts/test does)")
-        })
-}
+use wharf_tests::{Server, agent, basic, tool, wharf, with_stdin};
 
 fn run(command: &mut Command) -> Output {
     command

@@ -7,7 +7,7 @@ use std::io::Write as _;
 use serde_json::{Map, Value, json};
 use wharf_storage::Digest;
 
-use super::{doc_key, not_found, npm_error, versions};
+use super::{DOC_FIELDS, not_found, npm_error, stored_doc, versions};
 use crate::{Context, Problem, RequestHead, Response};
 
 const ABBREVIATED: &str = "application/vnd.npm.install-v1+json";
@@ -44,12 +44,7 @@ pub fn packument(ctx: &Context<'_>, head: &RequestHead, name: &str) -> Result<Re
         .header("accept")
         .is_some_and(|a| a.contains(ABBREVIATED));
     let tags = tags(ctx, repo, name)?;
-    let doc: Value = ctx
-        .store
-        .meta()
-        .kv(repo, &doc_key(name))?
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or_else(|| json!({}));
+    let doc = stored_doc(ctx, repo, name)?;
     let modified = versions.iter().map(|(_, v)| v.created).max().unwrap_or(0);
     let mut rendered = Map::new();
     let mut times = Map::new();
@@ -79,16 +74,7 @@ pub fn packument(ctx: &Context<'_>, head: &RequestHead, name: &str) -> Result<Re
             "versions": rendered,
             "time": times,
         });
-        for field in [
-            "description",
-            "readme",
-            "keywords",
-            "homepage",
-            "repository",
-            "license",
-            "author",
-            "maintainers",
-        ] {
+        for field in DOC_FIELDS {
             if let Some(value) = doc.get(field) {
                 full[field] = value.clone();
             }
@@ -133,12 +119,7 @@ pub fn search(ctx: &Context<'_>, head: &RequestHead) -> Result<Response, Problem
     let words: Vec<&str> = text.split_whitespace().collect();
     let mut objects = Vec::new();
     for (name, _) in ctx.store.meta().packages(repo, None, SEARCH_SCAN)? {
-        let doc: Value = ctx
-            .store
-            .meta()
-            .kv(repo, &doc_key(&name))?
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or_else(|| json!({}));
+        let doc = stored_doc(ctx, repo, &name)?;
         let description = doc["description"].as_str().unwrap_or_default();
         let keywords: Vec<&str> = doc["keywords"]
             .as_array()

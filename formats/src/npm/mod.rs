@@ -36,6 +36,28 @@ fn doc_key(name: &str) -> String {
     format!("npm:doc:{name}")
 }
 
+/// Package-level fields kept from the latest publish and shown in the full packument.
+const DOC_FIELDS: [&str; 8] = [
+    "description",
+    "readme",
+    "keywords",
+    "homepage",
+    "repository",
+    "license",
+    "author",
+    "maintainers",
+];
+
+/// The stored package-level document, `{}` when there is none.
+fn stored_doc(ctx: &Context<'_>, repo: &str, name: &str) -> Result<serde_json::Value, Problem> {
+    Ok(ctx
+        .store
+        .meta()
+        .kv(repo, &doc_key(name))?
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_else(|| serde_json::json!({})))
+}
+
 fn used_key(name: &str, version: &str) -> String {
     format!("npm:used:{name}@{version}")
 }

@@ -16,23 +16,12 @@ use wharf_storage::{Version, Want, Write, now};
 
 use super::documents::unknown_version;
 use super::endpoint::{cut, parse_semver};
-use super::{basename, doc_key, npm_error, ok_json, used_key, versions};
+use super::{DOC_FIELDS, basename, doc_key, npm_error, ok_json, stored_doc, used_key, versions};
 use crate::{Commit, Context, Problem, RequestHead};
 
 /// Largest package.json read out of a tarball, and most bytes decompressed while looking for it.
 const MAX_PACKAGE_JSON: u64 = 1 << 20;
 const MAX_UNPACKED_SCAN: u64 = 512 << 20;
-/// Package-level fields kept from the latest publish.
-const DOC_FIELDS: [&str; 8] = [
-    "description",
-    "readme",
-    "keywords",
-    "homepage",
-    "repository",
-    "license",
-    "author",
-    "maintainers",
-];
 
 /// `PUT /<name>`: a publish when it carries attachments, else an update of an existing package.
 pub fn publish_or_update(
@@ -326,12 +315,7 @@ fn package_doc(
     time: u64,
     publisher: Option<&str>,
 ) -> Result<Write, Problem> {
-    let mut kept: Value = ctx
-        .store
-        .meta()
-        .kv(repo, &doc_key(name))?
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or_else(|| json!({}));
+    let mut kept = stored_doc(ctx, repo, name)?;
     for field in DOC_FIELDS {
         if let Some(value) = doc.get(field).or_else(|| manifest.get(field)) {
             kept[field] = value.clone();

@@ -84,7 +84,6 @@ pub fn error_response(problem: &Problem) -> Response {
             404 => code::NAME_UNKNOWN,
             413 => code::SIZE_INVALID,
             416 => code::BLOB_UPLOAD_INVALID,
-            400 if problem.code == "DIGEST_INVALID" => code::DIGEST_INVALID,
             400..=499 => code::UNSUPPORTED,
             _ => code::UNKNOWN,
         }
