@@ -129,13 +129,7 @@ async fn carry_out(
         .map_err(problem)?;
     authorize(app, principal.as_ref(), access)?;
     head.principal = principal.map(|p| p.name);
-    let ctx = Context {
-        store: &app.store,
-        accounts: &app.auth,
-        max_upload: app.config.server.max_upload.bytes(),
-        max_document: app.config.server.max_document.bytes(),
-        max_manifest: app.config.server.max_manifest.bytes(),
-    };
+    let ctx = context(app);
     match format.handle(&ctx, &head)? {
         Plan::Respond(response) => Ok(to_http(response)),
         Plan::Redirect(location) => Ok(HttpResponse::TemporaryRedirect()
@@ -209,6 +203,19 @@ async fn carry_out(
             let commit = format.commit_ingested(&ctx, &head, &blob)?;
             apply(app, &head, commit).await
         }
+        Plan::Form {
+            max_size,
+            max_files,
+            want,
+        } => {
+            let limit = max_size.min(ctx.max_upload);
+            check_length(&head, limit.saturating_add(ctx.max_document))?;
+            let form = crate::form::read(app, req, payload, limit, max_files, want).await?;
+            let received: u64 = form.files.iter().map(|f| f.blob.size).sum();
+            crate::observe::bytes_received(&repo.name, format.name(), received);
+            let commit = format.commit_form(&ctx, &head, &form)?;
+            apply(app, &head, commit).await
+        }
         Plan::Buffer(max) => {
             let limit = max.min(ctx.max_document);
             check_length(&head, limit)?;
@@ -251,17 +258,38 @@ async fn append(
     Ok(size)
 }
 
+/// What a format may read and the limits that apply, for one request.
+pub fn context(app: &App) -> Context<'_> {
+    Context {
+        store: &app.store,
+        accounts: &app.auth,
+        max_upload: app.config.server.max_upload.bytes(),
+        max_document: app.config.server.max_document.bytes(),
+        max_manifest: app.config.server.max_manifest.bytes(),
+    }
+}
+
 async fn apply(app: &App, head: &RequestHead, commit: Commit) -> Result<HttpResponse, Problem> {
+    let event = AuditEvent {
+        time: 0,
+        principal: head.principal.clone().unwrap_or_else(|| "anonymous".into()),
+        action: format!("{} {}", head.method, head.repository),
+        target: format!("{}/{}", head.repository, head.path),
+    };
+    commit_with(app, event, commit).await
+}
+
+/// Stores a commit's small blobs, applies its writes with the audit event in one transaction, and renders its
+/// response: the end of every write, from a format's route or from the management API.
+pub async fn commit_with(
+    app: &App,
+    event: AuditEvent,
+    commit: Commit,
+) -> Result<HttpResponse, Problem> {
     for blob in commit.blobs {
         app.store.put_bytes(blob, Want::NONE).await?;
     }
     if !commit.writes.is_empty() {
-        let event = AuditEvent {
-            time: 0,
-            principal: head.principal.clone().unwrap_or_else(|| "anonymous".into()),
-            action: format!("{} {}", head.method, head.repository),
-            target: format!("{}/{}", head.repository, head.path),
-        };
         app.store.apply(&commit.writes, &[event]).await?;
     }
     Ok(to_http(commit.response))
@@ -340,5 +368,31 @@ pub fn to_http(response: Response) -> HttpResponse {
     for (name, value) in &response.headers {
         builder.append_header((name.as_str(), value.as_str()));
     }
+    if let Some(reason) = response.reason.as_deref().and_then(reason_phrase) {
+        builder.reason(reason);
+    }
     builder.body(response.body)
+}
+
+/// A reason phrase must outlive the response, so each distinct one is kept for good: at most 1,000 of them (a
+/// format's messages repeat), each cut to 200 visible ASCII characters. Past that the standard phrase is used.
+fn reason_phrase(reason: &str) -> Option<&'static str> {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    static KEPT: OnceLock<Mutex<HashMap<String, &'static str>>> = OnceLock::new();
+    let clean: String = reason
+        .chars()
+        .map(|c| if c.is_ascii_graphic() { c } else { ' ' })
+        .take(200)
+        .collect();
+    let mut kept = KEPT.get_or_init(Default::default).lock().ok()?;
+    if let Some(phrase) = kept.get(&clean) {
+        return Some(phrase);
+    }
+    if kept.len() >= 1_000 {
+        return None;
+    }
+    let phrase: &'static str = Box::leak(clean.clone().into_boxed_str());
+    kept.insert(clean, phrase);
+    Some(phrase)
 }

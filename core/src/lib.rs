@@ -1,11 +1,13 @@
 //! The `wharf` binary's library: the CLI ([`cli`]), the HTTP server ([`server`]) with its one dispatch path
-//! ([`dispatch`]), blob serving ([`serve`]), authentication ([`auth`]), the OCI `/v2/` mount ([`v2`]), and logs and metrics ([`observe`]).
+//! ([`dispatch`]), multipart forms ([`form`]), the management API ([`api`]), blob serving ([`serve`]), authentication ([`auth`]), the OCI `/v2/` mount ([`v2`]), and logs and metrics ([`observe`]).
 
+pub mod api;
 pub mod auth;
 pub mod bearer;
 pub mod cli;
 pub mod dispatch;
 pub mod error;
+pub mod form;
 pub mod observe;
 pub mod serve;
 pub mod server;

@@ -161,7 +161,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .route("/readyz", web::get().to(readyz))
     .route("/metrics", web::get().to(observe::render_metrics))
     .service(web::resource("/repository/{repo}/{tail:.*}").to(dispatch::repository))
-    .configure(crate::v2::routes);
+    .configure(crate::v2::routes)
+    .configure(crate::api::routes);
 }
 
 /// Ready when the store is open and takes writes.

@@ -5,8 +5,10 @@
 //! ```text
 //! classify(head)            pure: which access the request needs, before authorization
 //! handle(ctx, head)         -> Plan: respond, serve a blob, ingest the body as a blob, buffer a small body,
-//!                              append the body to an upload session, or seal a session into a blob
+//!                              append the body to an upload session, seal a session into a blob, or read a
+//!                              multipart form whose files stream into the blob store
 //! commit_ingested(ctx, head, blob) | commit_buffered(ctx, head, body) | commit_appended(ctx, head, size)
+//!   | commit_form(ctx, head, form)
 //!                           -> Commit: small blobs to store, metadata writes (applied atomically by the host),
 //!                              and the response
 //! render(problem)           the format's native error body
@@ -14,9 +16,12 @@
 //!
 //! The interface mirrors the WIT world in `plugins/`, so a plugin and a built-in format are interchangeable.
 
+pub mod archive;
+pub mod dates;
 pub mod generic;
 pub mod npm;
 pub mod oci;
+pub mod pypi;
 
 use bytes::Bytes;
 use wharf_storage::{BlobInfo, Digest, Store, Want, Write};
@@ -131,6 +136,8 @@ pub struct Response {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: Bytes,
+    /// A reason phrase in place of the standard one, for clients that show only that (twine shows PyPI's).
+    pub reason: Option<String>,
 }
 
 impl Response {
@@ -139,6 +146,7 @@ impl Response {
             status,
             headers: vec![("content-type".into(), content_type.into())],
             body: body.into(),
+            reason: None,
         }
     }
     pub fn empty(status: u16) -> Self {
@@ -146,6 +154,7 @@ impl Response {
             status,
             headers: Vec::new(),
             body: Bytes::new(),
+            reason: None,
         }
     }
     pub fn json(status: u16, value: &serde_json::Value) -> Self {
@@ -196,6 +205,47 @@ pub enum Plan {
         offset: Option<u64>,
         max_size: u64,
     },
+    /// Read a `multipart/form-data` body: text fields are kept (at most `max_document` bytes in all), each part with
+    /// a file name is streamed into the blob store (at most `max_size` bytes, at most `max_files` of them) with the
+    /// checksums in `want`; then call `commit_form`.
+    Form {
+        max_size: u64,
+        max_files: usize,
+        want: Want,
+    },
+}
+
+/// A multipart form as the host read it: the text fields in order, and the files already stored as blobs.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Form {
+    pub fields: Vec<(String, String)>,
+    pub files: Vec<FormFile>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FormFile {
+    /// The form field's name (`content` for twine, `chart` for helm-push).
+    pub field: String,
+    /// The file name the client gave, unchecked.
+    pub filename: String,
+    pub blob: BlobInfo,
+}
+
+impl Form {
+    /// The first value of a text field.
+    pub fn field(&self, name: &str) -> Option<&str> {
+        self.fields
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+    /// Every value of a repeated text field, in order.
+    pub fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.fields
+            .iter()
+            .filter(move |(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
 }
 
 /// The result of a write: small documents to store as blobs (a manifest), metadata changes the host applies in one
@@ -269,6 +319,34 @@ pub trait Format: Send + Sync {
             self.name()
         )))
     }
+    /// After `Plan::Form`: the text fields and the files, stored as blobs.
+    fn commit_form(
+        &self,
+        _ctx: &Context<'_>,
+        _head: &RequestHead,
+        _form: &Form,
+    ) -> Result<Commit, Problem> {
+        Err(Problem::internal(format!(
+            "format {} planned a form it cannot commit",
+            self.name()
+        )))
+    }
+    /// Marks a version of `package` yanked, with a reason (`Some("")` for none), or with `None` no longer yanked.
+    /// A yanked version stays downloadable by its exact number but is skipped by ranges (PEP 592).
+    fn yank(
+        &self,
+        _ctx: &Context<'_>,
+        _repo: &str,
+        _package: &str,
+        _version: &str,
+        _reason: Option<&str>,
+    ) -> Result<Commit, Problem> {
+        Err(Problem::new(
+            400,
+            "UNSUPPORTED",
+            format!("{} repositories do not yank versions", self.name()),
+        ))
+    }
     /// The error body this format's clients understand.
     fn render(&self, problem: &Problem) -> Response;
 }
@@ -279,6 +357,7 @@ pub fn builtin() -> Vec<std::sync::Arc<dyn Format>> {
         std::sync::Arc::new(generic::Generic),
         std::sync::Arc::new(npm::Npm),
         std::sync::Arc::new(oci::Oci),
+        std::sync::Arc::new(pypi::Pypi),
     ]
 }
 

@@ -321,7 +321,7 @@ fn package_doc(
             kept[field] = value.clone();
         }
     }
-    kept["modified"] = json!(super::documents::iso(time));
+    kept["modified"] = json!(crate::dates::iso(time));
     if let Some(user) = publisher {
         kept["publisher"] = json!(user);
     }
