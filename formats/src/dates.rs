@@ -6,6 +6,12 @@ pub fn iso(time: u64) -> String {
     format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.000Z")
 }
 
+/// `20261128060000`, as Maven's metadata writes `lastUpdated`.
+pub fn compact(time: u64) -> String {
+    let (y, mo, d, h, mi, s) = civil(time);
+    format!("{y:04}{mo:02}{d:02}{h:02}{mi:02}{s:02}")
+}
+
 /// `Sat, 28 Nov 2026 06:00:00 GMT`.
 pub fn http_date(time: u64) -> String {
     let (y, mo, d, h, mi, s) = civil(time);
@@ -43,5 +49,6 @@ mod tests {
             "Sat, 28 Nov 2026 06:00:00 GMT"
         );
         assert_eq!(super::iso(951_782_400), "2000-02-29T00:00:00.000Z");
+        assert_eq!(super::compact(1_795_845_600), "20261128060000");
     }
 }

@@ -19,6 +19,7 @@
 pub mod archive;
 pub mod dates;
 pub mod generic;
+pub mod maven;
 pub mod npm;
 pub mod oci;
 pub mod pypi;
@@ -355,6 +356,7 @@ pub trait Format: Send + Sync {
 pub fn builtin() -> Vec<std::sync::Arc<dyn Format>> {
     vec![
         std::sync::Arc::new(generic::Generic),
+        std::sync::Arc::new(maven::Maven),
         std::sync::Arc::new(npm::Npm),
         std::sync::Arc::new(oci::Oci),
         std::sync::Arc::new(pypi::Pypi),
