@@ -165,6 +165,17 @@ impl Response {
             serde_json::to_vec(value).expect("JSON values serialize"),
         )
     }
+    /// A plain-text error whose message is also the reason phrase: twine and mvn print only the status line.
+    pub fn plain_error(problem: &Problem) -> Self {
+        Response {
+            reason: Some(problem.message.clone()),
+            ..Response::new(
+                problem.status,
+                "text/plain; charset=utf-8",
+                format!("{}\n", problem.message),
+            )
+        }
+    }
     pub fn with_header(mut self, name: &str, value: impl Into<String>) -> Self {
         self.headers.push((name.to_string(), value.into()));
         self
@@ -296,18 +307,25 @@ pub trait Format: Send + Sync {
     fn name(&self) -> &str;
     fn classify(&self, head: &RequestHead) -> Result<Access, Problem>;
     fn handle(&self, ctx: &Context<'_>, head: &RequestHead) -> Result<Plan, Problem>;
+    /// After `Plan::Ingest` or `Plan::Seal`: the body is a blob now. (Each commit defaults to an internal error: a
+    /// format implements those its plans lead to.)
     fn commit_ingested(
         &self,
-        ctx: &Context<'_>,
-        head: &RequestHead,
-        blob: &BlobInfo,
-    ) -> Result<Commit, Problem>;
+        _ctx: &Context<'_>,
+        _head: &RequestHead,
+        _blob: &BlobInfo,
+    ) -> Result<Commit, Problem> {
+        Err(unplanned(self.name(), "an ingest"))
+    }
+    /// After `Plan::Buffer`: the whole body.
     fn commit_buffered(
         &self,
-        ctx: &Context<'_>,
-        head: &RequestHead,
-        body: &[u8],
-    ) -> Result<Commit, Problem>;
+        _ctx: &Context<'_>,
+        _head: &RequestHead,
+        _body: &[u8],
+    ) -> Result<Commit, Problem> {
+        Err(unplanned(self.name(), "a buffered body"))
+    }
     /// After `Plan::Append`: the session now holds `size` bytes.
     fn commit_appended(
         &self,
@@ -315,10 +333,7 @@ pub trait Format: Send + Sync {
         _head: &RequestHead,
         _size: u64,
     ) -> Result<Commit, Problem> {
-        Err(Problem::internal(format!(
-            "format {} planned an append it cannot commit",
-            self.name()
-        )))
+        Err(unplanned(self.name(), "an append"))
     }
     /// After `Plan::Form`: the text fields and the files, stored as blobs.
     fn commit_form(
@@ -327,10 +342,7 @@ pub trait Format: Send + Sync {
         _head: &RequestHead,
         _form: &Form,
     ) -> Result<Commit, Problem> {
-        Err(Problem::internal(format!(
-            "format {} planned a form it cannot commit",
-            self.name()
-        )))
+        Err(unplanned(self.name(), "a form"))
     }
     /// Marks a version of `package` yanked, with a reason (`Some("")` for none), or with `None` no longer yanked.
     /// A yanked version stays downloadable by its exact number but is skipped by ranges (PEP 592).
@@ -350,6 +362,27 @@ pub trait Format: Send + Sync {
     }
     /// The error body this format's clients understand.
     fn render(&self, problem: &Problem) -> Response;
+}
+
+fn unplanned(format: &str, what: &str) -> Problem {
+    Problem::internal(format!("format {format} planned {what} it cannot commit"))
+}
+
+/// The version record of a format whose files are assets (PyPI releases, Maven versions): it holds no blobs, and
+/// every upload of one of its files writes the same record, so concurrent uploads of a version's files never undo
+/// each other. It is what ties the files to retention and promotion.
+pub fn version_of_files(repo: &str, package: String, version: String, time: u64) -> Write {
+    Write::PutVersion {
+        repo: repo.into(),
+        package,
+        version,
+        record: wharf_storage::Version {
+            blobs: Vec::new(),
+            metadata: serde_json::json!({}),
+            created: time,
+        },
+        replace: true,
+    }
 }
 
 /// The built-in formats, by configuration name.

@@ -177,6 +177,15 @@ pub fn agent() -> ureq::Agent {
         .into()
 }
 
+/// A response's status and its body as text (empty when the body cannot be read as text).
+pub fn status_and_text(mut response: ureq::http::Response<ureq::Body>) -> (u16, String) {
+    let status = response.status().as_u16();
+    (
+        status,
+        response.body_mut().read_to_string().unwrap_or_default(),
+    )
+}
+
 pub fn basic(user: &str, password: &str) -> String {
     use std::io::Write;
     let mut raw = Vec::new();

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use wharf_tests::{Server, agent, basic, sha256_hex, tool};
+use wharf_tests::{Server, agent, basic, sha256_hex, status_and_text, tool};
 
 /// mvn with its own settings (Wharf's credentials) and its own local repository, a copy of the warm one
 /// `scripts/clients` filled with plugins, so nothing of Wharf's comes from a cache.
@@ -101,14 +101,11 @@ fn project(home: &Path, fixture: &str, name: &str, fill: &[(&str, &str)]) -> Pat
 }
 
 fn get(server: &Server, path: &str) -> (u16, String) {
-    let mut response = agent()
-        .get(&server.url(&format!("/repository/maven/{path}")))
-        .call()
-        .unwrap();
-    let status = response.status().as_u16();
-    (
-        status,
-        response.body_mut().read_to_string().unwrap_or_default(),
+    status_and_text(
+        agent()
+            .get(&server.url(&format!("/repository/maven/{path}")))
+            .call()
+            .unwrap(),
     )
 }
 
@@ -279,12 +276,7 @@ fn put(server: &Server, path: &str, body: &[u8], headers: &[(&str, &str)]) -> (u
     for (name, value) in headers {
         request = request.header(*name, *value);
     }
-    let mut response = request.send(body).unwrap();
-    let status = response.status().as_u16();
-    (
-        status,
-        response.body_mut().read_to_string().unwrap_or_default(),
-    )
+    status_and_text(request.send(body).unwrap())
 }
 
 #[test]

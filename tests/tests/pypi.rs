@@ -6,7 +6,7 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use wharf_tests::{Server, agent, basic, sha256_hex, tool, wharf};
+use wharf_tests::{Server, agent, basic, sha256_hex, status_and_text, tool, wharf};
 
 /// Python tools with a private home, no user configuration and no cache.
 fn python(home: &Path) -> Command {
@@ -315,33 +315,21 @@ fn twine_uploads_and_pip_and_uv_install() {
     ok(&yank);
     let (_, _, html) = get(&server, "/repository/pypi/simple/foo-bar/", None);
     assert!(html.contains("data-yanked=\"broken build\""), "{html}");
-    let out = home.join("downloads");
-    ok(&pip(
-        home,
-        &target,
-        &server,
-        &[
+    let download = |dir: &str, requirement: &str| -> PathBuf {
+        let out = home.join(dir);
+        let args = [
             "download",
             "--no-deps",
             "-d",
             out.to_str().unwrap(),
-            "foo-bar==1.1.0",
-        ],
-    ));
+            requirement,
+        ];
+        ok(&pip(home, &target, &server, &args));
+        out
+    };
+    let out = download("downloads", "foo-bar==1.1.0");
     assert!(out.join("foo_bar-1.1.0-py3-none-any.whl").is_file());
-    let out = home.join("downloads-range");
-    ok(&pip(
-        home,
-        &target,
-        &server,
-        &[
-            "download",
-            "--no-deps",
-            "-d",
-            out.to_str().unwrap(),
-            "foo-bar>=1.0",
-        ],
-    ));
+    let out = download("downloads-range", "foo-bar>=1.0");
     let got: Vec<String> = std::fs::read_dir(&out)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -405,19 +393,16 @@ fn upload(
     body.extend_from_slice(content);
     write!(body, "\r\n--{boundary}--\r\n").unwrap();
     let password = server.admin_password.as_deref().unwrap();
-    let mut response = agent()
-        .post(&server.url(path))
-        .header("authorization", &basic("admin", password))
-        .header(
-            "content-type",
-            &format!("multipart/form-data; boundary={boundary}"),
-        )
-        .send(&body[..])
-        .unwrap();
-    let status = response.status().as_u16();
-    (
-        status,
-        response.body_mut().read_to_string().unwrap_or_default(),
+    status_and_text(
+        agent()
+            .post(&server.url(path))
+            .header("authorization", &basic("admin", password))
+            .header(
+                "content-type",
+                &format!("multipart/form-data; boundary={boundary}"),
+            )
+            .send(&body[..])
+            .unwrap(),
     )
 }
 

@@ -15,7 +15,7 @@ mod listing;
 mod metadata;
 mod path;
 
-use wharf_storage::{Asset, BlobInfo, Checksums, Digest, Version, Want, Write, now};
+use wharf_storage::{Asset, BlobInfo, Checksums, Digest, Want, Write, now};
 
 use crate::{Access, Commit, Context, Format, Plan, Problem, RequestHead, Response};
 use path::{Algo, Artifact, Target};
@@ -124,19 +124,7 @@ impl Format for Maven {
                 },
                 replace: snapshot,
             },
-            // The version carries no blobs (its files are assets) and every file writes the same record, so
-            // concurrent uploads of one version's files never undo each other.
-            Write::PutVersion {
-                repo: repo.into(),
-                package: artifact.package(),
-                version,
-                record: Version {
-                    blobs: Vec::new(),
-                    metadata: serde_json::json!({}),
-                    created: time,
-                },
-                replace: true,
-            },
+            crate::version_of_files(repo, artifact.package(), version, time),
         ];
         Ok(Commit::new(writes, Response::empty(201)))
     }
@@ -192,13 +180,7 @@ impl Format for Maven {
     }
 
     fn render(&self, problem: &Problem) -> Response {
-        let mut response = Response::new(
-            problem.status,
-            "text/plain; charset=utf-8",
-            format!("{}\n", problem.message),
-        );
-        response.reason = Some(problem.message.clone());
-        response
+        Response::plain_error(problem)
     }
 }
 

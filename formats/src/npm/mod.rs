@@ -21,7 +21,7 @@ mod documents;
 mod endpoint;
 mod publish;
 
-use wharf_storage::{BlobInfo, Version, Write};
+use wharf_storage::{Version, Write};
 
 use crate::{Access, Commit, Context, Format, Plan, Problem, RequestHead, Response};
 use endpoint::Endpoint;
@@ -131,15 +131,6 @@ impl Format for Npm {
                 Ok(Plan::Buffer(0))
             }
         }
-    }
-
-    fn commit_ingested(
-        &self,
-        _ctx: &Context<'_>,
-        _head: &RequestHead,
-        _blob: &BlobInfo,
-    ) -> Result<Commit, Problem> {
-        Err(Problem::internal("npm never ingests a raw body"))
     }
 
     fn commit_buffered(

@@ -23,7 +23,7 @@ mod endpoint;
 mod pages;
 mod upload;
 
-use wharf_storage::{BlobInfo, Want, Write};
+use wharf_storage::{Want, Write};
 
 use crate::{Access, Commit, Context, Form, Format, Plan, Problem, RequestHead, Response};
 use endpoint::Endpoint;
@@ -114,24 +114,6 @@ impl Format for Pypi {
         }
     }
 
-    fn commit_ingested(
-        &self,
-        _ctx: &Context<'_>,
-        _head: &RequestHead,
-        _blob: &BlobInfo,
-    ) -> Result<Commit, Problem> {
-        Err(Problem::internal("pypi never plans a plain ingest"))
-    }
-
-    fn commit_buffered(
-        &self,
-        _ctx: &Context<'_>,
-        _head: &RequestHead,
-        _body: &[u8],
-    ) -> Result<Commit, Problem> {
-        Err(Problem::internal("pypi never plans a buffered body"))
-    }
-
     fn commit_form(
         &self,
         ctx: &Context<'_>,
@@ -181,13 +163,7 @@ impl Format for Pypi {
     }
 
     fn render(&self, problem: &Problem) -> Response {
-        let mut response = Response::new(
-            problem.status,
-            "text/plain; charset=utf-8",
-            format!("{}\n", problem.message),
-        );
-        response.reason = Some(problem.message.clone());
-        response
+        Response::plain_error(problem)
     }
 }
 

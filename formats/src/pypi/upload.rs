@@ -4,7 +4,7 @@
 //! file, its metadata and its record written, create-only, in one transaction.
 
 use serde::{Deserialize, Serialize};
-use wharf_storage::{Asset, BlobInfo, Digest, Time, Version, Write, now};
+use wharf_storage::{Asset, BlobInfo, Digest, Time, Write, now};
 
 use super::{file_key, normalize, parse_version, pypi_error, valid_name};
 use crate::archive::{ArchiveError, tar_gz_member, zip_member};
@@ -186,19 +186,7 @@ pub fn commit(ctx: &Context<'_>, head: &RequestHead, form: &Form) -> Result<Comm
             key: file_key(&project, filename),
             value: serde_json::to_vec(&record).map_err(Problem::internal)?,
         },
-        // The release itself carries no blobs (its files are assets), and every upload of a file of it writes
-        // the same record, so concurrent uploads of a wheel matrix never undo each other.
-        Write::PutVersion {
-            repo: repo.into(),
-            package: project,
-            version,
-            record: Version {
-                blobs: Vec::new(),
-                metadata: serde_json::json!({}),
-                created: time,
-            },
-            replace: true,
-        },
+        crate::version_of_files(repo, project, version, time),
     ];
     Ok(Commit {
         blobs: vec![metadata.into()],
