@@ -19,7 +19,17 @@ use toml::Spanned;
 use crate::units::{ByteSize, Duration};
 
 /// The formats Wharf ships. Plugins named in `[[plugin]]` may add more.
-pub const BUILTIN_FORMATS: [&str; 6] = ["docker", "npm", "pypi", "maven", "helm", "generic"];
+/// The formats this binary serves without a `[[plugin]]`: built in, or bundled plugins. `generic-builtin` is the
+/// built-in twin of the bundled `generic` plugin, kept so one protocol suite can run against both.
+pub const BUILTIN_FORMATS: [&str; 7] = [
+    "docker",
+    "npm",
+    "pypi",
+    "maven",
+    "helm",
+    "generic",
+    "generic-builtin",
+];
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -7,6 +7,8 @@ pub enum Error {
     Config(#[from] wharf_config::Error),
     #[error("{0}")]
     Storage(#[from] wharf_storage::Error),
+    #[error("{0}")]
+    Plugin(#[from] wharf_plugins::Error),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: String,

@@ -38,10 +38,7 @@ impl App {
     /// admin on an empty store.
     pub async fn open(config: Config) -> Result<Opened> {
         refuse_unsupported(&config)?;
-        let formats: HashMap<String, Arc<dyn wharf_formats::Format>> = wharf_formats::builtin()
-            .into_iter()
-            .map(|f| (f.name().to_string(), f))
-            .collect();
+        let formats = formats(&config)?;
         let options = Options {
             data_dir: config.storage.data_dir.clone(),
             cache_bytes: config.storage.cache.bytes(),
@@ -111,13 +108,35 @@ fn refuse_unsupported(config: &Config) -> Result<()> {
             )));
         }
     }
-    if let Some(plugin) = config.plugins.first() {
-        return Err(Error::Unsupported(format!(
-            "[[plugin]] {}: format plugins are not supported yet",
-            plugin.path.get_ref().display()
-        )));
-    }
     Ok(())
+}
+
+/// Every format by name: the built-in ones, then the bundled plugins, then `[[plugin]]` files. A plugin takes the
+/// name of a built-in format it shares it with; the built-in one stays reachable as `<name>-builtin`.
+fn formats(config: &Config) -> Result<HashMap<String, Arc<dyn wharf_formats::Format>>> {
+    let mut formats: HashMap<String, Arc<dyn wharf_formats::Format>> = wharf_formats::builtin()
+        .into_iter()
+        .map(|f| (f.name().to_string(), f))
+        .collect();
+    let host = wharf_plugins::Host::new(wharf_plugins::Limits::default())?;
+    let mut loaded = Vec::new();
+    for (name, wasm) in wharf_plugins::bundled() {
+        loaded.push(host.load(name, wasm)?);
+    }
+    for plugin in &config.plugins {
+        let path = plugin.path.get_ref();
+        let wasm = std::fs::read(path)
+            .map_err(|e| Error::io(format!("cannot read plugin {}", path.display()), e))?;
+        loaded.push(host.load(&path.display().to_string(), &wasm)?);
+    }
+    for plugin in loaded {
+        let name = plugin.format_name().to_string();
+        if let Some(builtin) = formats.remove(&name) {
+            formats.insert(format!("{name}-builtin"), builtin);
+        }
+        formats.insert(name, Arc::new(plugin));
+    }
+    Ok(formats)
 }
 
 /// On an empty store, creates `admin` with a random password, written to `<data>/initial-admin-password` (0600).

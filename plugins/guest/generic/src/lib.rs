@@ -1,0 +1,206 @@
+//! `generic` as a plugin: any file at any path. `PUT` stores (an `X-Checksum-Sha256` sent with it is verified, and
+//! a PUT with that header and no body deploys by checksum when the blob is already stored), `GET`/`HEAD` serve with
+//! Range and `X-Checksum-Sha256`, `-Sha1`, `-Md5`, `DELETE` removes. Errors in Artifactory's JSON shape.
+
+use wharf_plugin_sdk::*;
+
+struct Generic;
+
+/// `METHOD path` parsed once.
+enum Endpoint {
+    Get(String),
+    Put(String),
+    Delete(String),
+}
+
+impl Endpoint {
+    fn parse(head: &RequestHead) -> Result<Endpoint, Problem> {
+        let path = safe_path(&head.path)?;
+        match head.method.as_str() {
+            "GET" | "HEAD" => Ok(Endpoint::Get(path)),
+            "PUT" => Ok(Endpoint::Put(path)),
+            "DELETE" => Ok(Endpoint::Delete(path)),
+            _ => Err(problem(
+                405,
+                "METHOD_NOT_ALLOWED",
+                "method not allowed here",
+            )),
+        }
+    }
+}
+
+fn not_found(path: &str) -> Problem {
+    problem(404, "NOT_FOUND", format!("{path} not found"))
+}
+
+/// The digest an `X-Checksum-Sha256` header names.
+fn expected(head: &RequestHead) -> Result<Option<String>, Problem> {
+    let Some(value) = header(head, "x-checksum-sha256") else {
+        return Ok(None);
+    };
+    let hex = value.trim().to_ascii_lowercase();
+    if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(problem(
+            400,
+            "BAD_REQUEST",
+            format!("X-Checksum-Sha256 `{value}` is not a sha256"),
+        ));
+    }
+    Ok(Some(format!("sha256:{hex}")))
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// The file's record and the JSON answer Artifactory gives to a deploy.
+fn stored(head: &RequestHead, path: String, blob: BlobInfo) -> Commit {
+    let hex = blob.digest.trim_start_matches("sha256:").to_string();
+    let body = serde_json::json!({
+        "repo": head.repository,
+        "path": format!("/{path}"),
+        "size": blob.size,
+        "checksums": { "sha256": hex, "sha1": blob.checksums.sha1, "md5": blob.checksums.md5 },
+        "downloadUri": format!("{}/{path}", head.base_url),
+    });
+    let asset = Asset {
+        digest: blob.digest,
+        size: blob.size,
+        package: None,
+        version: None,
+        content_type: header(head, "content-type").map(str::to_string),
+        created: now(),
+    };
+    commit(
+        vec![Write::PutAsset(PutAsset {
+            path,
+            asset,
+            replace: true,
+        })],
+        response(201, "application/json", body.to_string()),
+    )
+}
+
+impl Format for Generic {
+    fn describe() -> PluginInfo {
+        PluginInfo {
+            format: "generic".into(),
+            api_version: API_VERSION,
+        }
+    }
+
+    fn classify(head: RequestHead) -> Result<Access, Problem> {
+        Ok(match Endpoint::parse(&head)? {
+            Endpoint::Get(_) => Access::Read,
+            Endpoint::Put(_) => Access::Write,
+            Endpoint::Delete(_) => Access::Delete,
+        })
+    }
+
+    fn handle(head: RequestHead) -> Result<Plan, Problem> {
+        match Endpoint::parse(&head)? {
+            Endpoint::Get(path) => {
+                let asset = store::get_asset(&path).ok_or_else(|| not_found(&path))?;
+                let blob = store::get_blob(&asset.digest).ok_or_else(|| not_found(&path))?;
+                let mut headers = vec![
+                    (
+                        "content-type".to_string(),
+                        asset
+                            .content_type
+                            .unwrap_or("application/octet-stream".into()),
+                    ),
+                    (
+                        "x-checksum-sha256".to_string(),
+                        asset.digest.trim_start_matches("sha256:").to_string(),
+                    ),
+                ];
+                headers.extend(
+                    blob.checksums
+                        .sha1
+                        .map(|v| ("x-checksum-sha1".to_string(), v)),
+                );
+                headers.extend(
+                    blob.checksums
+                        .md5
+                        .map(|v| ("x-checksum-md5".to_string(), v)),
+                );
+                Ok(Plan::Serve(ServeBlob {
+                    digest: asset.digest,
+                    status: 200,
+                    headers,
+                }))
+            }
+            Endpoint::Put(path) => {
+                let expected = expected(&head)?;
+                // Deploy by checksum: no body, and the blob is already here.
+                if head.content_length.unwrap_or(0) == 0
+                    && let Some(digest) = &expected
+                    && store::get_blob(digest).is_some()
+                {
+                    return Ok(Plan::Buffer(0));
+                }
+                if head.content_length == Some(0) && expected.is_some() {
+                    return Err(not_found(&format!("a blob with that checksum for {path}")));
+                }
+                let want = Want {
+                    sha1: true,
+                    md5: true,
+                    sha512: false,
+                };
+                Ok(Plan::Ingest(IngestBody {
+                    expected,
+                    max_size: u64::MAX,
+                    want,
+                }))
+            }
+            Endpoint::Delete(path) => {
+                store::get_asset(&path).ok_or_else(|| not_found(&path))?;
+                Ok(Plan::Buffer(0))
+            }
+        }
+    }
+
+    fn commit_ingested(head: RequestHead, blob: BlobInfo) -> Result<Commit, Problem> {
+        match Endpoint::parse(&head)? {
+            Endpoint::Put(path) => Ok(stored(&head, path, blob)),
+            _ => Err(problem(
+                405,
+                "METHOD_NOT_ALLOWED",
+                "method not allowed here",
+            )),
+        }
+    }
+
+    fn commit_buffered(head: RequestHead, _body: Vec<u8>) -> Result<Commit, Problem> {
+        match Endpoint::parse(&head)? {
+            Endpoint::Put(path) => {
+                let digest = expected(&head)?.ok_or_else(|| not_found(&path))?;
+                let blob = store::get_blob(&digest).ok_or_else(|| not_found(&path))?;
+                Ok(stored(&head, path, blob))
+            }
+            Endpoint::Delete(path) => Ok(commit(
+                vec![Write::DeleteAsset(path)],
+                response(204, "text/plain", ""),
+            )),
+            Endpoint::Get(_) => Err(problem(
+                405,
+                "METHOD_NOT_ALLOWED",
+                "method not allowed here",
+            )),
+        }
+    }
+
+    fn commit_form(_head: RequestHead, _form: Form) -> Result<Commit, Problem> {
+        Err(problem(500, "INTERNAL_ERROR", "generic never reads a form"))
+    }
+
+    /// Artifactory's error shape, which generic-repository scripts already parse.
+    fn render(problem: Problem) -> Response {
+        let body = serde_json::json!({ "errors": [{ "status": problem.status, "message": problem.message }] });
+        response(problem.status, "application/json", body.to_string())
+    }
+}
+
+wharf_plugin_sdk::export!(Generic);
