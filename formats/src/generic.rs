@@ -2,8 +2,9 @@
 //! headers as Artifactory sends them: `X-Checksum-Sha256` on a PUT is verified, and every GET/HEAD answers with
 //! `X-Checksum-Sha256`, `-Sha1` and `-Md5`.
 //!
-//! Built in for now so the foundation's dispatch path has a real format to carry; the plugin issue moves it into a
-//! WebAssembly component behind the same interface.
+//! The bundled `generic` plugin (plugins/guest/generic) serves the `generic` format; this built-in twin is
+//! `generic-builtin`, kept so one protocol suite runs against a plugin and a built-in format alike, and so the
+//! format is still there when the plugins could not be built.
 
 use wharf_storage::{Asset, BlobInfo, Digest, Want, Write, now};
 
@@ -81,7 +82,7 @@ impl Format for Generic {
                     headers,
                 })
             }
-            Endpoint::Put(_) => {
+            Endpoint::Put(path) => {
                 let expected = match head.header("x-checksum-sha256") {
                     Some(v) => Some(
                         v.parse::<Digest>()
@@ -89,6 +90,13 @@ impl Format for Generic {
                     ),
                     None => None,
                 };
+                // Deploy by checksum: no body, and the blob is already here.
+                if let (Some(0), Some(digest)) = (head.content_length, expected) {
+                    ctx.store.blob(&digest)?.ok_or_else(|| {
+                        not_found(&format!("a blob with that checksum for {path}"))
+                    })?;
+                    return Ok(Plan::Buffer(0));
+                }
                 Ok(Plan::Ingest {
                     expected,
                     max_size: ctx.max_upload,
@@ -147,12 +155,21 @@ impl Format for Generic {
 
     fn commit_buffered(
         &self,
-        _ctx: &Context<'_>,
+        ctx: &Context<'_>,
         head: &RequestHead,
         _body: &[u8],
     ) -> Result<Commit, Problem> {
-        let Endpoint::Delete(path) = Endpoint::parse(head)? else {
-            return Err(Problem::method_not_allowed());
+        let path = match Endpoint::parse(head)? {
+            Endpoint::Delete(path) => path,
+            Endpoint::Put(path) => {
+                let digest = head
+                    .header("x-checksum-sha256")
+                    .and_then(|v| v.parse::<Digest>().ok())
+                    .ok_or_else(|| not_found(&path))?;
+                let blob = ctx.store.blob(&digest)?.ok_or_else(|| not_found(&path))?;
+                return self.commit_ingested(ctx, head, &blob);
+            }
+            Endpoint::Get(_) => return Err(Problem::method_not_allowed()),
         };
         Ok(Commit {
             blobs: Vec::new(),

@@ -135,14 +135,11 @@ impl Format for Generic {
             Endpoint::Put(path) => {
                 let expected = expected(&head)?;
                 // Deploy by checksum: no body, and the blob is already here.
-                if head.content_length.unwrap_or(0) == 0
-                    && let Some(digest) = &expected
-                    && store::get_blob(digest).is_some()
-                {
+                if let (Some(0), Some(digest)) = (head.content_length, &expected) {
+                    store::get_blob(digest).ok_or_else(|| {
+                        not_found(&format!("a blob with that checksum for {path}"))
+                    })?;
                     return Ok(Plan::Buffer(0));
-                }
-                if head.content_length == Some(0) && expected.is_some() {
-                    return Err(not_found(&format!("a blob with that checksum for {path}")));
                 }
                 let want = Want {
                     sha1: true,

@@ -1,0 +1,58 @@
+//! A format that misbehaves on purpose, by path: `loop` spins forever, `alloc` allocates without bound, `trap`
+//! panics (a trap, since plugins abort on panic); anything else answers 200. The host must turn each failure into a
+//! clear error for that request alone. Also the smallest complete plugin: a starting point for writing one.
+
+use wharf_plugin_sdk::*;
+
+struct Faults;
+
+impl Format for Faults {
+    fn describe() -> PluginInfo {
+        PluginInfo {
+            format: "faults".into(),
+            api_version: API_VERSION,
+        }
+    }
+
+    fn classify(_head: RequestHead) -> Result<Access, Problem> {
+        Ok(Access::Read)
+    }
+
+    fn handle(head: RequestHead) -> Result<Plan, Problem> {
+        match head.path.as_str() {
+            "loop" => {
+                let mut n: u64 = 0;
+                loop {
+                    n = std::hint::black_box(n.wrapping_add(1));
+                }
+            }
+            "alloc" => {
+                let mut hoard: Vec<Vec<u8>> = Vec::new();
+                loop {
+                    hoard.push(vec![1u8; 1024 * 1024]);
+                    std::hint::black_box(&hoard);
+                }
+            }
+            "trap" => panic!("a fault on purpose"),
+            _ => Ok(Plan::Respond(text(200, "fine\n"))),
+        }
+    }
+
+    fn commit_ingested(_head: RequestHead, _blob: BlobInfo) -> Result<Commit, Problem> {
+        Err(problem(500, "INTERNAL_ERROR", "faults stores nothing"))
+    }
+
+    fn commit_buffered(_head: RequestHead, _body: Vec<u8>) -> Result<Commit, Problem> {
+        Err(problem(500, "INTERNAL_ERROR", "faults stores nothing"))
+    }
+
+    fn commit_form(_head: RequestHead, _form: Form) -> Result<Commit, Problem> {
+        Err(problem(500, "INTERNAL_ERROR", "faults stores nothing"))
+    }
+
+    fn render(problem: Problem) -> Response {
+        text(problem.status, &format!("{}\n", problem.message))
+    }
+}
+
+wharf_plugin_sdk::export!(Faults);

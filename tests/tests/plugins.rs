@@ -1,0 +1,234 @@
+//! Format plugins: one protocol suite run against the bundled `generic` plugin and its built-in twin; the fault
+//! fixture (`plugins/guest/faults`, built here for wasm32-wasip2 and loaded from `[[plugin]]`) looping, hoarding
+//! memory and trapping while other repositories keep serving; resumed downloads with wget.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use wharf_tests::{Server, agent, basic, sha256_hex, status_and_text, tool};
+
+/// Builds the fault fixture with the toolchain running this test.
+fn faults_plugin() -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let target = Path::new(env!("CARGO_TARGET_TMPDIR")).join("guest");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = Command::new(cargo)
+        .args([
+            "build",
+            "--release",
+            "--locked",
+            "--target",
+            "wasm32-wasip2",
+        ])
+        .arg("--manifest-path")
+        .arg(root.join("plugins/guest/Cargo.toml"))
+        .args(["-p", "wharf-plugin-faults", "--target-dir"])
+        .arg(&target)
+        .env_remove("CARGO_TARGET_DIR")
+        .status()
+        .expect("cargo runs");
+    assert!(status.success(), "the fault fixture builds");
+    target.join("wasm32-wasip2/release/wharf_plugin_faults.wasm")
+}
+
+fn start(home: &Path, extra: &str) -> Server {
+    let config = home.join("wharf.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "{extra}\n[[repository]]\nname = \"generic\"\nformat = \"generic\"\n\n\
+             [[repository]]\nname = \"builtin\"\nformat = \"generic-builtin\"\n"
+        ),
+    )
+    .unwrap();
+    Server::start(&home.join("data"), &["--config", config.to_str().unwrap()])
+}
+
+fn url(server: &Server, repo: &str, path: &str) -> String {
+    server.url(&format!("/repository/{repo}/{path}"))
+}
+
+/// The generic protocol, the same against either implementation.
+fn generic_protocol(server: &Server, repo: &str) {
+    let auth = basic("admin", server.admin_password.as_deref().unwrap());
+    let body: Vec<u8> = (0..100_000u32).flat_map(|i| i.to_le_bytes()).collect();
+    let sha = sha256_hex(&body);
+    let put = |path: &str, bytes: &[u8], checksum: Option<&str>| {
+        let mut request = agent()
+            .put(&url(server, repo, path))
+            .header("authorization", &auth);
+        if let Some(checksum) = checksum {
+            request = request.header("x-checksum-sha256", checksum);
+        }
+        status_and_text(request.send(bytes).unwrap())
+    };
+    let (status, text) = put("dir/file.bin", &body, Some(&sha));
+    assert_eq!(status, 201, "{repo}: {text}");
+    assert!(text.contains(&sha), "{repo}: {text}");
+    let (status, text) = put("dir/bad.bin", &body, Some(&"0".repeat(64)));
+    assert_eq!(
+        status, 400,
+        "{repo}: a wrong X-Checksum-Sha256 is refused: {text}"
+    );
+
+    let mut response = agent()
+        .get(&url(server, repo, "dir/file.bin"))
+        .call()
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers()["x-checksum-sha256"].to_str().unwrap(),
+        sha
+    );
+    assert!(response.headers().contains_key("x-checksum-sha1"));
+    assert!(response.headers().contains_key("x-checksum-md5"));
+    assert_eq!(response.body_mut().read_to_vec().unwrap(), body);
+    let head = agent()
+        .head(&url(server, repo, "dir/file.bin"))
+        .call()
+        .unwrap();
+    assert_eq!(
+        head.headers()["content-length"].to_str().unwrap(),
+        body.len().to_string()
+    );
+    let mut range = agent()
+        .get(&url(server, repo, "dir/file.bin"))
+        .header("range", "bytes=4-11")
+        .call()
+        .unwrap();
+    assert_eq!(range.status(), 206);
+    assert_eq!(range.body_mut().read_to_vec().unwrap(), &body[4..12]);
+
+    // Deploy by checksum: no body, the blob is known.
+    let (status, text) = put("copy/file.bin", b"", Some(&sha));
+    assert_eq!(status, 201, "{repo}: {text}");
+    let mut copy = agent()
+        .get(&url(server, repo, "copy/file.bin"))
+        .call()
+        .unwrap();
+    assert_eq!(copy.body_mut().read_to_vec().unwrap(), body);
+    let (status, _) = put("copy/none.bin", b"", Some(&"1".repeat(64)));
+    assert_eq!(status, 404, "{repo}: deploy by an unknown checksum");
+
+    let deleted = agent()
+        .delete(&url(server, repo, "copy/file.bin"))
+        .header("authorization", &auth)
+        .call()
+        .unwrap();
+    assert_eq!(deleted.status(), 204);
+    let (status, text) = status_and_text(
+        agent()
+            .get(&url(server, repo, "copy/file.bin"))
+            .call()
+            .unwrap(),
+    );
+    assert_eq!(status, 404);
+    assert!(
+        text.contains("\"errors\""),
+        "{repo}: Artifactory's error shape: {text}"
+    );
+    let (status, _) = put("../escape", b"x", None);
+    assert_eq!(status, 400, "{repo}: traversal");
+}
+
+#[test]
+fn generic_protocol_is_the_same_for_the_plugin_and_the_builtin() {
+    let home = tempfile::tempdir().unwrap();
+    let server = start(home.path(), "");
+    generic_protocol(&server, "generic");
+    generic_protocol(&server, "builtin");
+}
+
+#[test]
+fn a_failing_plugin_fails_its_request_alone() {
+    let home = tempfile::tempdir().unwrap();
+    let plugin = faults_plugin();
+    let server = start(
+        home.path(),
+        &format!(
+            "[[plugin]]\npath = {:?}\n\n[[repository]]\nname = \"faults\"\nformat = \"faults\"\n",
+            plugin.display().to_string()
+        ),
+    );
+    let auth = basic("admin", server.admin_password.as_deref().unwrap());
+    let stored = agent()
+        .put(&url(&server, "generic", "ok.txt"))
+        .header("authorization", &auth)
+        .send(&b"still here"[..])
+        .unwrap();
+    assert_eq!(stored.status(), 201);
+
+    let (status, text) =
+        status_and_text(agent().get(&url(&server, "faults", "fine")).call().unwrap());
+    assert_eq!((status, text.as_str()), (200, "fine\n"));
+    for (path, want_status, want_message) in [
+        ("loop", 503, "ran past its time limit"),
+        ("alloc", 500, "ran out of its memory limit"),
+        ("trap", 500, "failed (it trapped)"),
+    ] {
+        // While the plugin misbehaves, another repository answers at once.
+        let other = std::thread::spawn({
+            let url = url(&server, "generic", "ok.txt");
+            move || {
+                std::thread::sleep(Duration::from_millis(300));
+                let started = Instant::now();
+                let (status, text) = status_and_text(agent().get(&url).call().unwrap());
+                (status, text, started.elapsed())
+            }
+        });
+        let started = Instant::now();
+        let (status, text) =
+            status_and_text(agent().get(&url(&server, "faults", path)).call().unwrap());
+        let took = started.elapsed();
+        assert_eq!(status, want_status, "{path}: {text}");
+        assert!(text.contains(want_message), "{path}: {text}");
+        assert!(took < Duration::from_secs(10), "{path} took {took:?}");
+        let (status, text, elapsed) = other.join().unwrap();
+        assert_eq!(
+            (status, text.as_str()),
+            (200, "still here"),
+            "during {path}"
+        );
+        assert!(
+            elapsed < Duration::from_secs(1),
+            "generic waited {elapsed:?} during {path}"
+        );
+    }
+    let (_, metrics) = status_and_text(agent().get(&server.url("/metrics")).call().unwrap());
+    for kind in ["timeout", "memory", "trap"] {
+        let line = format!("wharf_plugin_failures_total{{format=\"faults\",kind=\"{kind}\"}} 1");
+        assert!(metrics.contains(&line), "{line} in\n{metrics}");
+    }
+    let (status, _) = status_and_text(agent().get(&server.url("/readyz")).call().unwrap());
+    assert_eq!(status, 200);
+}
+
+#[test]
+fn wget_resumes_an_interrupted_download() {
+    let home = tempfile::tempdir().unwrap();
+    let home = home.path();
+    let server = start(home, "");
+    let auth = basic("admin", server.admin_password.as_deref().unwrap());
+    let body: Vec<u8> = (0..4_000_000u32)
+        .flat_map(|i| (i * 7).to_le_bytes())
+        .collect();
+    let stored = agent()
+        .put(&url(&server, "generic", "big/file.bin"))
+        .header("authorization", &auth)
+        .send(&body[..])
+        .unwrap();
+    assert_eq!(stored.status(), 201);
+    // The first part, as an interrupted download leaves it; then `wget -c` fetches the rest with a Range.
+    let out = home.join("file.bin");
+    std::fs::write(&out, &body[..5_000_000]).unwrap();
+    let wget = Command::new(tool("wget"))
+        .current_dir(home)
+        .args(["-q", "-c", "-O"])
+        .arg(&out)
+        .arg(url(&server, "generic", "big/file.bin"))
+        .status()
+        .unwrap();
+    assert!(wget.success());
+    assert_eq!(sha256_hex(&std::fs::read(&out).unwrap()), sha256_hex(&body));
+}
