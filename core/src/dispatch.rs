@@ -86,7 +86,12 @@ pub async fn dispatch(
             if problem.status >= 500 {
                 tracing::error!(code = %problem.code, detail = problem.detail.as_deref().unwrap_or(""), "request failed");
             }
-            let mut rendered = repo.format.render(&problem);
+            let mut rendered = {
+                let problem = problem.clone();
+                call(req, app, &repo.format, move |f, _| Ok(f.render(&problem)))
+                    .await
+                    .unwrap_or_else(|failed| Response::plain_error(&failed))
+            };
             rendered.headers.extend(problem.headers.iter().cloned());
             let mut response = to_http(rendered);
             if problem.status == 401 {
@@ -117,7 +122,10 @@ async fn carry_out(
     if repo.format.name() == "docker" {
         head.base_url = head.base_url.replace("/repository/", "/v2/");
     }
-    let access = format.classify(&head)?;
+    let access = {
+        let head = head.clone();
+        call(req, app, &repo.format, move |f, _| f.classify(&head)).await?
+    };
     let authorization = req
         .headers()
         .get("authorization")
@@ -130,7 +138,11 @@ async fn carry_out(
     authorize(app, principal.as_ref(), access)?;
     head.principal = principal.map(|p| p.name);
     let ctx = context(app);
-    match format.handle(&ctx, &head)? {
+    let planned = {
+        let head = head.clone();
+        call(req, app, &repo.format, move |f, ctx| f.handle(ctx, &head)).await?
+    };
+    match planned {
         Plan::Respond(response) => Ok(to_http(response)),
         Plan::Redirect(location) => Ok(HttpResponse::TemporaryRedirect()
             .insert_header(("location", location))
@@ -159,7 +171,13 @@ async fn carry_out(
             }
             crate::observe::bytes_received(&repo.name, format.name(), ingest.size());
             let blob = app.store.finish(ingest).await?;
-            let commit = format.commit_ingested(&ctx, &head, &blob)?;
+            let commit = {
+                let head = head.clone();
+                call(req, app, &repo.format, move |f, ctx| {
+                    f.commit_ingested(ctx, &head, &blob)
+                })
+                .await?
+            };
             apply(app, &head, commit).await
         }
         Plan::Append {
@@ -177,7 +195,13 @@ async fn carry_out(
                 max_size,
             )
             .await?;
-            let commit = format.commit_appended(&ctx, &head, size)?;
+            let commit = {
+                let head = head.clone();
+                call(req, app, &repo.format, move |f, ctx| {
+                    f.commit_appended(ctx, &head, size)
+                })
+                .await?
+            };
             apply(app, &head, commit).await
         }
         Plan::Seal {
@@ -200,7 +224,13 @@ async fn carry_out(
                 .await?;
             }
             let blob = app.store.seal(&session, expected, want).await?;
-            let commit = format.commit_ingested(&ctx, &head, &blob)?;
+            let commit = {
+                let head = head.clone();
+                call(req, app, &repo.format, move |f, ctx| {
+                    f.commit_ingested(ctx, &head, &blob)
+                })
+                .await?
+            };
             apply(app, &head, commit).await
         }
         Plan::Form {
@@ -213,14 +243,26 @@ async fn carry_out(
             let form = crate::form::read(app, req, payload, limit, max_files, want).await?;
             let received: u64 = form.files.iter().map(|f| f.blob.size).sum();
             crate::observe::bytes_received(&repo.name, format.name(), received);
-            let commit = format.commit_form(&ctx, &head, &form)?;
+            let commit = {
+                let head = head.clone();
+                call(req, app, &repo.format, move |f, ctx| {
+                    f.commit_form(ctx, &head, &form)
+                })
+                .await?
+            };
             apply(app, &head, commit).await
         }
         Plan::Buffer(max) => {
             let limit = max.min(ctx.max_document);
             check_length(&head, limit)?;
             let body = read_body(payload, limit).await?;
-            let commit = format.commit_buffered(&ctx, &head, &body)?;
+            let commit = {
+                let head = head.clone();
+                call(req, app, &repo.format, move |f, ctx| {
+                    f.commit_buffered(ctx, &head, &body)
+                })
+                .await?
+            };
             apply(app, &head, commit).await
         }
     }
@@ -256,6 +298,24 @@ async fn append(
     let size = append.finish().await?;
     crate::observe::bytes_received(&head.repository, format, size - before);
     Ok(size)
+}
+
+/// One call into a format: inline for a built-in one, on the blocking pool for an isolated one (a plugin), so a
+/// plugin that runs to its time limit holds a pool thread, never an HTTP worker.
+async fn call<T: Send + 'static>(
+    req: &HttpRequest,
+    app: &App,
+    format: &Arc<dyn Format>,
+    f: impl FnOnce(&dyn Format, &Context<'_>) -> Result<T, Problem> + Send + 'static,
+) -> Result<T, Problem> {
+    let shared = req.app_data::<web::Data<App>>().cloned();
+    let (true, Some(shared)) = (format.isolated(), shared) else {
+        return f(format.as_ref(), &context(app));
+    };
+    let format = format.clone();
+    actix_web::rt::task::spawn_blocking(move || f(format.as_ref(), &context(&shared)))
+        .await
+        .map_err(|e| Problem::internal(format!("a format call did not finish: {e}")))?
 }
 
 /// What a format may read and the limits that apply, for one request.

@@ -362,6 +362,11 @@ pub trait Format: Send + Sync {
     }
     /// The error body this format's clients understand.
     fn render(&self, problem: &Problem) -> Response;
+    /// Whether calls into this format may run long (a plugin, bounded only by its time limit): the host then makes
+    /// them on its blocking pool, so they never hold an HTTP worker. Built-in formats answer quickly and run inline.
+    fn isolated(&self) -> bool {
+        false
+    }
 }
 
 fn unplanned(format: &str, what: &str) -> Problem {

@@ -328,6 +328,10 @@ impl Format for PluginFormat {
         convert::commit(committed.map_err(convert::problem_in)?, &head.repository)
     }
 
+    fn isolated(&self) -> bool {
+        true
+    }
+
     /// The plugin's own error body; if the plugin cannot even render (it is the one failing), plain text.
     fn render(&self, problem: &Problem) -> Response {
         if problem.code == "PLUGIN_FAILED" {
