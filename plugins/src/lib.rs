@@ -5,10 +5,9 @@
 //!   interruption (a thread ticks every 10 ms; a call past its deadline traps).
 //! - A component is compiled once per process and kept by the sha256 of its bytes; `InstancePre` resolves imports
 //!   once, so each call only instantiates.
-//! - Each call runs on its own short-lived thread with a memory limit and a time limit: a trap, a timeout or an
-//!   out-of-memory becomes a clear error for that request alone, counted in `/metrics`
-//!   (`wharf_plugin_failures_total`) and logged; the server and every other repository keep serving. (The thread
-//!   also keeps the plugin's WASI calls away from the HTTP worker's async runtime, which they would otherwise block.)
+//! - Each call runs with a memory limit and a time limit, on the host's blocking pool (`Format::isolated`), never on
+//!   an HTTP worker: a trap, a timeout or an out-of-memory becomes a clear error for that request alone, counted in
+//!   `/metrics` (`wharf_plugin_failures_total`) and logged; the server and every other repository keep serving.
 //! - WASI is there for the standard library only: no files, no network, no environment, no arguments.
 
 mod convert;
@@ -136,11 +135,18 @@ impl Host {
             host: self.clone(),
             pre,
         };
-        let info = plugin
-            .call(None, "", |store, p| {
-                p.wharf_format_handler().call_describe(store)
-            })
-            .map_err(|p| load_error(p.detail.unwrap_or(p.message)))?;
+        // On a thread of its own: loading happens while the server starts, on its async runtime.
+        let info = std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    plugin.call(None, "", |store, p| {
+                        p.wharf_format_handler().call_describe(store)
+                    })
+                })
+                .join()
+                .unwrap_or_else(|_| Err(convert::misbehaved("describe panicked")))
+        })
+        .map_err(|p| load_error(p.detail.unwrap_or(p.message)))?;
         if info.api_version != API_VERSION {
             return Err(load_error(format!(
                 "built against contract version {}, this Wharf speaks {API_VERSION}",
@@ -190,40 +196,36 @@ impl PluginFormat {
         &self.name
     }
 
-    /// One call into a fresh instance, on its own thread, under the limits.
-    fn call<R: Send>(
+    /// One call into a fresh instance, under the limits. It must not run on an async runtime's thread: WASI's
+    /// synchronous calls `block_on` the runtime's handle (the host makes these calls on its blocking pool, and
+    /// `load` on a thread of its own).
+    fn call<R>(
         &self,
         store: Option<&wharf_storage::Store>,
         repo: &str,
-        f: impl FnOnce(&mut wasmtime::Store<State>, &FormatPlugin) -> wasmtime::Result<R> + Send,
+        f: impl FnOnce(&mut wasmtime::Store<State>, &FormatPlugin) -> wasmtime::Result<R>,
     ) -> Result<R, Problem> {
         let limits = self.host.limits;
-        std::thread::scope(|scope| {
-            let run = scope.spawn(|| {
-                let state = State {
-                    store: store.cloned(),
-                    repo: repo.to_string(),
-                    wasi: WasiCtxBuilder::new().build(),
-                    table: ResourceTable::new(),
-                    limits: MemoryLimit {
-                        max: limits.memory,
-                        denied: false,
-                    },
-                };
-                let mut wstore = wasmtime::Store::new(&self.host.engine, state);
-                wstore.limiter(|s| &mut s.limits);
-                let ticks = (limits.timeout.as_millis() / TICK.as_millis()).max(1) as u64;
-                wstore.set_epoch_deadline(ticks);
-                wstore.epoch_deadline_trap();
-                let result = self
-                    .pre
-                    .instantiate(&mut wstore)
-                    .and_then(|plugin| f(&mut wstore, &plugin));
-                result.map_err(|e| self.failure(&e, wstore.data().limits.denied))
-            });
-            run.join()
-                .unwrap_or_else(|_| Err(convert::misbehaved("the plugin thread panicked")))
-        })
+        let state = State {
+            store: store.cloned(),
+            repo: repo.to_string(),
+            wasi: WasiCtxBuilder::new().build(),
+            table: ResourceTable::new(),
+            limits: MemoryLimit {
+                max: limits.memory,
+                denied: false,
+            },
+        };
+        let mut wstore = wasmtime::Store::new(&self.host.engine, state);
+        wstore.limiter(|s| &mut s.limits);
+        let ticks = (limits.timeout.as_millis() / TICK.as_millis()).max(1) as u64;
+        wstore.set_epoch_deadline(ticks);
+        wstore.epoch_deadline_trap();
+        let result = self
+            .pre
+            .instantiate(&mut wstore)
+            .and_then(|plugin| f(&mut wstore, &plugin));
+        result.map_err(|e| self.failure(&e, wstore.data().limits.denied))
     }
 
     /// A trap, a timeout or an out-of-memory, told plainly, counted and logged.
