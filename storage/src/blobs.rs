@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
-use crate::digest::{Checksums, Digest, Extras, Hasher, Want};
+use crate::digest::{Checksums, Digest, Hasher, Want};
 use crate::error::{Error, Result};
 use crate::feed::{EarlySync, Feeder, Run, write_run};
 
@@ -73,13 +73,10 @@ impl Blobs {
         let temp = self.uploads.join(format!("tmp-{}", crate::random_id()));
         let file =
             File::create_new(&temp).map_err(|e| Error::io("cannot create upload file", e))?;
-        let extras = Extras::new(want);
-        let feeder = Feeder::start("wharf-ingest", 0, limit, move |rx| {
-            write_chunks(file, rx, extras)
-        })?;
+        let feeder = Feeder::start("wharf-ingest", 0, limit, move |rx| write_chunks(file, rx))?;
         Ok(Ingest {
             feeder,
-            hasher: Hasher::new(Want::NONE),
+            hasher: Hasher::new(want),
             expected,
             temp,
         })
@@ -199,8 +196,7 @@ impl Blobs {
 
 /// A blob being written. Dropping it without `finish` removes the partial file.
 pub struct Ingest {
-    /// Writes the chunks and computes the extra checksums on its thread.
-    feeder: Feeder<Checksums>,
+    feeder: Feeder<()>,
     hasher: Hasher,
     expected: Option<Digest>,
     temp: PathBuf,
@@ -218,9 +214,9 @@ impl Ingest {
 
     /// Waits for the bytes to be on disk and checks the digest. The caller places the file and indexes it.
     pub async fn finish(mut self) -> Result<Verified> {
-        let checksums = self.feeder.finish().await?;
+        self.feeder.finish().await?;
         let hasher = std::mem::replace(&mut self.hasher, Hasher::new(Want::NONE));
-        let (digest, _) = hasher.finish();
+        let (digest, checksums) = hasher.finish();
         if let Some(expected) = self.expected
             && expected != digest
         {
@@ -248,24 +244,16 @@ impl Drop for Ingest {
     }
 }
 
-fn write_chunks(
-    mut file: File,
-    mut rx: mpsc::Receiver<Run>,
-    mut extras: Extras,
-) -> io::Result<Checksums> {
+fn write_chunks(mut file: File, mut rx: mpsc::Receiver<Run>) -> io::Result<()> {
     let mut early = EarlySync::start(&file);
     while let Some(run) = rx.blocking_recv() {
         early.wrote(write_run(&mut file, &run)?);
-        for chunk in &run {
-            extras.update(chunk);
-        }
     }
     drop(early);
     // The sender is gone: either `finish` (the file must be durable before its rename) or a drop (the file is
     // unlinked by then and the fsync is wasted but harmless). The upload directory is not fsynced: the temp name
     // is never relied upon after a crash.
-    file.sync_all()?;
-    Ok(extras.finish())
+    file.sync_all()
 }
 
 fn create_dir(dir: &Path) -> Result<bool> {

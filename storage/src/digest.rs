@@ -124,7 +124,9 @@ impl Checksums {
 #[derive(Clone)]
 pub struct Hasher {
     sha256: sha2::Sha256,
-    extras: Extras,
+    sha1: Option<sha1::Sha1>,
+    md5: Option<md5::Md5>,
+    sha512: Option<sha2::Sha512>,
 }
 
 impl Hasher {
@@ -132,35 +134,6 @@ impl Hasher {
         use sha2::Digest as _;
         Hasher {
             sha256: sha2::Sha256::new(),
-            extras: Extras::new(want),
-        }
-    }
-
-    pub fn update(&mut self, bytes: &[u8]) {
-        use sha2::Digest as _;
-        self.sha256.update(bytes);
-        self.extras.update(bytes);
-    }
-
-    pub fn finish(self) -> (Digest, Checksums) {
-        use sha2::Digest as _;
-        (Digest(self.sha256.finalize().into()), self.extras.finish())
-    }
-}
-
-/// The extra checksums (sha1, md5, sha512) alone: an ingest computes them on its writer thread, beside the sha256
-/// on the request task, so asking for them does not halve the upload speed.
-#[derive(Clone)]
-pub struct Extras {
-    sha1: Option<sha1::Sha1>,
-    md5: Option<md5::Md5>,
-    sha512: Option<sha2::Sha512>,
-}
-
-impl Extras {
-    pub fn new(want: Want) -> Self {
-        use sha2::Digest as _;
-        Extras {
             sha1: want.sha1.then(sha1::Sha1::new),
             md5: want.md5.then(md5::Md5::new),
             sha512: want.sha512.then(sha2::Sha512::new),
@@ -169,6 +142,7 @@ impl Extras {
 
     pub fn update(&mut self, bytes: &[u8]) {
         use sha2::Digest as _;
+        self.sha256.update(bytes);
         if let Some(h) = &mut self.sha1 {
             h.update(bytes);
         }
@@ -180,13 +154,15 @@ impl Extras {
         }
     }
 
-    pub fn finish(self) -> Checksums {
+    pub fn finish(self) -> (Digest, Checksums) {
         use sha2::Digest as _;
-        Checksums {
+        let digest = Digest(self.sha256.finalize().into());
+        let checksums = Checksums {
             sha1: self.sha1.map(|h| hex::encode(h.finalize())),
             md5: self.md5.map(|h| hex::encode(h.finalize())),
             sha512: self.sha512.map(|h| hex::encode(h.finalize())),
-        }
+        };
+        (digest, checksums)
     }
 }
 
