@@ -76,5 +76,5 @@ call=$(echo "(${mean[generic]} - ${mean[builtin]}) / 2" | bc -l)
     "$plugin" "$oci" "$(echo "$plugin / $oci" | bc -l)"
   printf 'HEAD of a 4 KiB generic file, 16 connections, 10 s:  plugin %.0f req/s (p99 %s)   built-in %.0f req/s (p99 %s)\n' \
     "${rps[generic]}" "${p99[generic]}" "${rps[builtin]}" "${p99[builtin]}"
-  printf 'one plugin call (fresh instance on its own thread, one connection): %.0f us\n' "$call"
+  printf 'one plugin call (a fresh instance, on the blocking pool; one connection): %.0f us\n' "$call"
 } | tee bench/results/plugins.txt
