@@ -232,3 +232,85 @@ fn wget_resumes_an_interrupted_download() {
     assert!(wget.success());
     assert_eq!(sha256_hex(&std::fs::read(&out).unwrap()), sha256_hex(&body));
 }
+
+/// A body of `blocks` MiB, generated as it is read: one pseudo-random MiB with the block number stamped on each
+/// copy, so no two MiB are alike and nothing of it is held but that one MiB.
+struct Generated {
+    block: Vec<u8>,
+    blocks: u64,
+    position: u64,
+}
+
+impl std::io::Read for Generated {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        let total = self.blocks << 20;
+        if self.position >= total {
+            return Ok(0);
+        }
+        let offset = (self.position & 0xF_FFFF) as usize;
+        if offset == 0 {
+            let stamp = (self.position >> 20).to_le_bytes();
+            self.block[..8].copy_from_slice(&stamp);
+        }
+        let n = out.len().min(self.block.len() - offset);
+        out[..n].copy_from_slice(&self.block[offset..offset + n]);
+        self.position += n as u64;
+        Ok(n)
+    }
+}
+
+#[test]
+fn two_gib_up_and_down_through_the_plugin() {
+    use sha2::Digest as _;
+    use std::io::Read as _;
+    let home = tempfile::tempdir().unwrap();
+    let server = start(home.path(), "");
+    let auth = basic("admin", server.admin_password.as_deref().unwrap());
+    let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+    let block: Vec<u8> = (0..1 << 20)
+        .map(|_| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed as u8
+        })
+        .collect();
+    let body = || Generated {
+        block: block.clone(),
+        blocks: 2048,
+        position: 0,
+    };
+    let mut expected = sha2::Sha256::new();
+    std::io::copy(&mut body(), &mut expected).unwrap();
+    let expected = hex::encode(expected.finalize());
+
+    let mut reader = body();
+    let (status, text) = status_and_text(
+        agent()
+            .put(&url(&server, "generic", "big/2gib.bin"))
+            .header("authorization", &auth)
+            .header("x-checksum-sha256", &expected)
+            .send(ureq::SendBody::from_reader(&mut reader))
+            .unwrap(),
+    );
+    assert_eq!(status, 201, "{text}");
+    let mut response = agent()
+        .get(&url(&server, "generic", "big/2gib.bin"))
+        .call()
+        .unwrap();
+    assert_eq!(
+        response.headers()["content-length"].to_str().unwrap(),
+        (2u64 << 30).to_string()
+    );
+    let mut downloaded = sha2::Sha256::new();
+    let mut reader = response.body_mut().with_config().limit(u64::MAX).reader();
+    let mut buffer = vec![0u8; 1 << 20];
+    loop {
+        let n = reader.read(&mut buffer).unwrap();
+        if n == 0 {
+            break;
+        }
+        downloaded.update(&buffer[..n]);
+    }
+    assert_eq!(hex::encode(downloaded.finalize()), expected);
+}
