@@ -284,10 +284,15 @@ fn two_gib_up_and_down_through_the_plugin() {
     std::io::copy(&mut body(), &mut expected).unwrap();
     let expected = hex::encode(expected.finalize());
 
+    // 2 GiB through a debug build on a busy machine can take minutes: the shared agent's 60 s would cut it off.
+    let slow: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(std::time::Duration::from_secs(900)))
+        .build()
+        .into();
     let mut reader = body();
     let (status, text) = status_and_text(
-        agent()
-            .put(&url(&server, "generic", "big/2gib.bin"))
+        slow.put(&url(&server, "generic", "big/2gib.bin"))
             .header("authorization", &auth)
             .header("x-checksum-sha256", &expected)
             .send(ureq::SendBody::from_reader(&mut reader))
