@@ -142,11 +142,14 @@ async fn carry_out(
         let head = head.clone();
         call(req, app, &repo.format, move |f, ctx| f.handle(ctx, &head)).await?
     };
-    match planned {
-        Plan::Respond(response) => Ok(to_http(response)),
-        Plan::Redirect(location) => Ok(HttpResponse::TemporaryRedirect()
-            .insert_header(("location", location))
-            .finish()),
+    // What the body became; every kind ends the same way: the format commits, the host applies.
+    let received = match planned {
+        Plan::Respond(response) => return Ok(to_http(response)),
+        Plan::Redirect(location) => {
+            return Ok(HttpResponse::TemporaryRedirect()
+                .insert_header(("location", location))
+                .finish());
+        }
         Plan::Serve {
             digest,
             status,
@@ -155,7 +158,7 @@ async fn carry_out(
             let (response, sent) =
                 crate::serve::blob(req, &app.store, digest, status, &headers).await?;
             crate::observe::bytes_sent(&repo.name, format.name(), sent);
-            Ok(response)
+            return Ok(response);
         }
         Plan::Ingest {
             expected,
@@ -170,15 +173,7 @@ async fn carry_out(
                 ingest.write(chunk.map_err(body_problem)?).await?;
             }
             crate::observe::bytes_received(&repo.name, format.name(), ingest.size());
-            let blob = app.store.finish(ingest).await?;
-            let commit = {
-                let head = head.clone();
-                call(req, app, &repo.format, move |f, ctx| {
-                    f.commit_ingested(ctx, &head, &blob)
-                })
-                .await?
-            };
-            apply(app, &head, commit).await
+            Received::Blob(app.store.finish(ingest).await?)
         }
         Plan::Append {
             session,
@@ -193,16 +188,8 @@ async fn carry_out(
                 &session,
                 offset,
                 max_size,
-            )
-            .await?;
-            let commit = {
-                let head = head.clone();
-                call(req, app, &repo.format, move |f, ctx| {
-                    f.commit_appended(ctx, &head, size)
-                })
-                .await?
-            };
-            apply(app, &head, commit).await
+            );
+            Received::Appended(size.await?)
         }
         Plan::Seal {
             session,
@@ -223,15 +210,7 @@ async fn carry_out(
                 )
                 .await?;
             }
-            let blob = app.store.seal(&session, expected, want).await?;
-            let commit = {
-                let head = head.clone();
-                call(req, app, &repo.format, move |f, ctx| {
-                    f.commit_ingested(ctx, &head, &blob)
-                })
-                .await?
-            };
-            apply(app, &head, commit).await
+            Received::Blob(app.store.seal(&session, expected, want).await?)
         }
         Plan::Form {
             max_size,
@@ -243,29 +222,33 @@ async fn carry_out(
             let form = crate::form::read(app, req, payload, limit, max_files, want).await?;
             let received: u64 = form.files.iter().map(|f| f.blob.size).sum();
             crate::observe::bytes_received(&repo.name, format.name(), received);
-            let commit = {
-                let head = head.clone();
-                call(req, app, &repo.format, move |f, ctx| {
-                    f.commit_form(ctx, &head, &form)
-                })
-                .await?
-            };
-            apply(app, &head, commit).await
+            Received::Form(form)
         }
         Plan::Buffer(max) => {
             let limit = max.min(ctx.max_document);
             check_length(&head, limit)?;
-            let body = read_body(payload, limit).await?;
-            let commit = {
-                let head = head.clone();
-                call(req, app, &repo.format, move |f, ctx| {
-                    f.commit_buffered(ctx, &head, &body)
-                })
-                .await?
-            };
-            apply(app, &head, commit).await
+            Received::Body(read_body(payload, limit).await?)
         }
-    }
+    };
+    let commit = {
+        let head = head.clone();
+        call(req, app, &repo.format, move |f, ctx| match received {
+            Received::Blob(blob) => f.commit_ingested(ctx, &head, &blob),
+            Received::Appended(size) => f.commit_appended(ctx, &head, size),
+            Received::Form(form) => f.commit_form(ctx, &head, &form),
+            Received::Body(body) => f.commit_buffered(ctx, &head, &body),
+        })
+        .await?
+    };
+    apply(app, &head, commit).await
+}
+
+/// What a write's body became on the host, for the format's commit.
+enum Received {
+    Blob(wharf_storage::BlobInfo),
+    Appended(u64),
+    Form(wharf_formats::Form),
+    Body(Vec<u8>),
 }
 
 /// Default policy until per-repository permissions arrive: anyone reads (unless `auth.anonymous_read` is off),

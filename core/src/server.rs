@@ -130,7 +130,7 @@ fn formats(config: &Config) -> Result<HashMap<String, Arc<dyn wharf_formats::For
         loaded.push(host.load(&path.display().to_string(), &wasm)?);
     }
     for plugin in loaded {
-        let name = plugin.format_name().to_string();
+        let name = wharf_formats::Format::name(&plugin).to_string();
         if let Some(builtin) = formats.remove(&name) {
             formats.insert(format!("{name}-builtin"), builtin);
         }

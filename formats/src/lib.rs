@@ -401,6 +401,16 @@ pub fn builtin() -> Vec<std::sync::Arc<dyn Format>> {
     ]
 }
 
+/// A generated document's ETag (a hash of its bytes) and whether the client already holds it (`If-None-Match`),
+/// so a client that revalidates gets a 304.
+pub fn etag(head: &RequestHead, body: &[u8]) -> (String, bool) {
+    let etag = format!("\"{}\"", &Digest::of(body).hex()[..32]);
+    let fresh = head
+        .header("if-none-match")
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag));
+    (etag, fresh)
+}
+
 /// Decodes a percent-encoded path and refuses anything that could step outside its repository: empty, `.` or `..`
 /// segments, backslashes, NUL and control characters, over 1024 bytes. Both the raw and decoded forms are checked, so
 /// `%2e%2e` is caught too.

@@ -50,6 +50,17 @@ impl State {
     fn meta(&self) -> Option<&wharf_storage::meta::Meta> {
         self.store.as_ref().map(|s| s.meta())
     }
+
+    /// A listing of this repository, empty when there is no store or the scan fails: a plugin sees nothing, never
+    /// the host's error.
+    fn list<T>(
+        &self,
+        scan: impl FnOnce(&wharf_storage::meta::Meta, &str) -> wharf_storage::Result<Vec<T>>,
+    ) -> Vec<T> {
+        self.meta()
+            .and_then(|meta| scan(meta, &self.repo).ok())
+            .unwrap_or_default()
+    }
 }
 
 fn limit(n: u32) -> usize {
@@ -109,11 +120,7 @@ impl store::Host for State {
         start_after: Option<String>,
         n: u32,
     ) -> Vec<(String, Vec<u8>)> {
-        let Some(meta) = self.meta() else {
-            return Vec::new();
-        };
-        meta.kvs(&self.repo, &prefix, start_after.as_deref(), limit(n))
-            .unwrap_or_default()
+        self.list(|meta, repo| meta.kvs(repo, &prefix, start_after.as_deref(), limit(n)))
     }
 
     fn get_asset(&mut self, path: String) -> Option<t::Asset> {
@@ -127,11 +134,7 @@ impl store::Host for State {
         start_after: Option<String>,
         n: u32,
     ) -> Vec<(String, t::Asset)> {
-        let Some(meta) = self.meta() else {
-            return Vec::new();
-        };
-        meta.assets(&self.repo, &prefix, start_after.as_deref(), limit(n))
-            .unwrap_or_default()
+        self.list(|meta, repo| meta.assets(repo, &prefix, start_after.as_deref(), limit(n)))
             .iter()
             .map(|(path, asset)| (path.clone(), convert::asset_out(asset)))
             .collect()
@@ -151,11 +154,7 @@ impl store::Host for State {
         start_after: Option<String>,
         n: u32,
     ) -> Vec<(String, t::Version)> {
-        let Some(meta) = self.meta() else {
-            return Vec::new();
-        };
-        meta.versions(&self.repo, &package, start_after.as_deref(), limit(n))
-            .unwrap_or_default()
+        self.list(|meta, repo| meta.versions(repo, &package, start_after.as_deref(), limit(n)))
             .iter()
             .map(|(name, v)| (name.clone(), convert::version_out(v)))
             .collect()
@@ -166,11 +165,7 @@ impl store::Host for State {
     }
 
     fn list_packages(&mut self, start_after: Option<String>, n: u32) -> Vec<String> {
-        let Some(meta) = self.meta() else {
-            return Vec::new();
-        };
-        meta.packages(&self.repo, start_after.as_deref(), limit(n))
-            .unwrap_or_default()
+        self.list(|meta, repo| meta.packages(repo, start_after.as_deref(), limit(n)))
             .into_iter()
             .map(|(name, _)| name)
             .collect()

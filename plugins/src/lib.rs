@@ -192,10 +192,6 @@ impl wasmtime::ResourceLimiter for MemoryLimit {
 }
 
 impl PluginFormat {
-    pub fn format_name(&self) -> &str {
-        &self.name
-    }
-
     /// One call into a fresh instance, under the limits. It must not run on an async runtime's thread: WASI's
     /// synchronous calls `block_on` the runtime's handle (the host makes these calls on its blocking pool, and
     /// `load` on a thread of its own).

@@ -168,11 +168,16 @@ impl Drop for Server {
     }
 }
 
-/// An HTTP agent that reports 4xx/5xx as responses, not errors.
+/// An HTTP agent that reports 4xx/5xx as responses, not errors; a request may take a minute.
 pub fn agent() -> ureq::Agent {
+    agent_with_timeout(Duration::from_secs(60))
+}
+
+/// The same, for requests that move gigabytes.
+pub fn agent_with_timeout(timeout: Duration) -> ureq::Agent {
     ureq::Agent::config_builder()
         .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(60)))
+        .timeout_global(Some(timeout))
         .build()
         .into()
 }

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use wharf_tests::{Server, agent, basic, sha256_hex, status_and_text, tool};
+use wharf_tests::{Server, agent, agent_with_timeout, basic, sha256_hex, status_and_text, tool};
 
 /// Builds the fault fixture with the toolchain running this test.
 fn faults_plugin() -> PathBuf {
@@ -284,12 +284,8 @@ fn two_gib_up_and_down_through_the_plugin() {
     std::io::copy(&mut body(), &mut expected).unwrap();
     let expected = hex::encode(expected.finalize());
 
-    // 2 GiB through a debug build on a busy machine can take minutes: the shared agent's 60 s would cut it off.
-    let slow: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(std::time::Duration::from_secs(900)))
-        .build()
-        .into();
+    // 2 GiB through a debug build on a busy machine can take minutes: the usual 60 s would cut it off.
+    let slow = agent_with_timeout(Duration::from_secs(900));
     let mut reader = body();
     let (status, text) = status_and_text(
         slow.put(&url(&server, "generic", "big/2gib.bin"))
@@ -299,7 +295,7 @@ fn two_gib_up_and_down_through_the_plugin() {
             .unwrap(),
     );
     assert_eq!(status, 201, "{text}");
-    let mut response = agent()
+    let mut response = slow
         .get(&url(&server, "generic", "big/2gib.bin"))
         .call()
         .unwrap();

@@ -45,14 +45,21 @@ impl Format for Maven {
     }
 
     fn handle(&self, ctx: &Context<'_>, head: &RequestHead) -> Result<Plan, Problem> {
-        if matches!(head.method.as_str(), "GET" | "HEAD")
-            && let Some(dir) = directory_without_slash(ctx, head)?
-        {
-            return Ok(Plan::Redirect(format!("{}/{dir}/", head.base_url)));
+        if matches!(head.method.as_str(), "GET" | "HEAD") {
+            let found = path::parse(&head.path).and_then(|(t, algo)| read(ctx, head, &t, algo));
+            // Only a miss pays for the directory check: a file that is found never does.
+            return match found {
+                Err(missed) if matches!(missed.status, 400 | 404) => {
+                    match directory_without_slash(ctx, head)? {
+                        Some(dir) => Ok(Plan::Redirect(format!("{}/{dir}/", head.base_url))),
+                        None => Err(missed),
+                    }
+                }
+                other => other,
+            };
         }
         let (target, algo) = path::parse(&head.path)?;
         match head.method.as_str() {
-            "GET" | "HEAD" => read(ctx, head, &target, algo),
             "PUT" => match (&target, algo) {
                 (Target::Directory(_), _) => Err(not_allowed(head)),
                 (Target::File { .. }, None) => Ok(Plan::Ingest {
@@ -184,8 +191,8 @@ impl Format for Maven {
     }
 }
 
-/// A directory asked for without its trailing slash (`.../wharf-lib`): no file there, but files below it. Sent on
-/// to the slashed path, so the listing's relative links work.
+/// A directory asked for without its trailing slash (`.../wharf-lib`), after no file was found there: files lie
+/// below it. Sent on to the slashed path, so the listing's relative links work.
 fn directory_without_slash(
     ctx: &Context<'_>,
     head: &RequestHead,
@@ -196,13 +203,8 @@ fn directory_without_slash(
     let Ok(path) = crate::safe_path(&head.path) else {
         return Ok(None);
     };
-    let repo = head.repository.as_str();
-    if ctx.store.meta().asset(repo, &path)?.is_some()
-        || !listing::exists(ctx, repo, &format!("{path}/"))?
-    {
-        return Ok(None);
-    }
-    Ok(Some(path))
+    let below = listing::exists(ctx, &head.repository, &format!("{path}/"))?;
+    Ok(below.then_some(path))
 }
 
 fn not_allowed(head: &RequestHead) -> Problem {

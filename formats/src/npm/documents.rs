@@ -162,10 +162,7 @@ pub fn search(ctx: &Context<'_>, head: &RequestHead) -> Result<Response, Problem
 /// A JSON answer with an ETag (304 when the client has it), Last-Modified, and gzip when accepted.
 fn cacheable(head: &RequestHead, content_type: &str, body: &Value, modified: u64) -> Response {
     let bytes = serde_json::to_vec(body).expect("JSON values serialize");
-    let etag = format!("\"{}\"", &Digest::of(&bytes).hex()[..32]);
-    let fresh = head
-        .header("if-none-match")
-        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag));
+    let (etag, fresh) = crate::etag(head, &bytes);
     let response = if fresh {
         Response::empty(304)
     } else if head

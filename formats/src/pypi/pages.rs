@@ -294,11 +294,8 @@ pub fn json_api(
 
 /// Adds an ETag (the body's hash) and answers 304 to a client that already has this body.
 fn revalidated(head: &RequestHead, response: Response) -> Plan {
-    let etag = format!(
-        "\"{}\"",
-        &wharf_storage::Digest::of(&response.body).hex()[..32]
-    );
-    if head.header("if-none-match") == Some(etag.as_str()) {
+    let (etag, fresh) = crate::etag(head, &response.body);
+    if fresh {
         return Plan::Respond(Response::empty(304).with_header("etag", etag));
     }
     Plan::Respond(
