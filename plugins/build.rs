@@ -6,11 +6,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// Configuration name, crate, and the file cargo writes.
-const BUNDLED: [(&str, &str, &str); 1] = [(
-    "generic",
-    "wharf-plugin-generic",
-    "wharf_plugin_generic.wasm",
-)];
+const BUNDLED: [(&str, &str, &str); 2] = [
+    ("generic", "wharf-plugin-generic", "wharf_plugin_generic.wasm"),
+    ("helm", "wharf-plugin-helm", "wharf_plugin_helm.wasm"),
+];
 
 fn main() {
     let manifest = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets it"));
@@ -21,6 +20,7 @@ fn main() {
         "guest/Cargo.lock",
         "guest/sdk/src",
         "guest/generic/src",
+        "guest/helm/src",
     ] {
         println!(
             "cargo:rerun-if-changed={}",

@@ -155,6 +155,10 @@ pub struct Repository {
     /// Member repositories of a group, in lookup order.
     #[serde(default)]
     pub members: Vec<String>,
+    /// Lets a client replace a stored version when it asks to (Helm's `?force`); refused otherwise, as
+    /// Artifactory's and Nexus's "disable redeploy" do.
+    #[serde(default)]
+    pub allow_overwrite: bool,
 }
 
 impl Repository {
@@ -165,6 +169,7 @@ impl Repository {
             kind: Kind::Hosted,
             url: None,
             members: Vec::new(),
+            allow_overwrite: false,
         }
     }
 }

@@ -29,6 +29,7 @@ use crate::server::App;
 pub struct Repo {
     pub name: String,
     pub format: Arc<dyn Format>,
+    pub allow_overwrite: bool,
 }
 
 /// Where a request came in: OCI clients require `/v2/`, every other format lives under `/repository/`.
@@ -52,6 +53,19 @@ pub async fn repository(
     app: web::Data<App>,
 ) -> HttpResponse {
     let (repo, tail) = path.into_inner();
+    dispatch(&app, &req, payload, &repo, &tail, Mount::Repository).await
+}
+
+/// `/api/repository/{repo}/charts{tail}`: ChartMuseum's multi-tenant spelling of `<repo URL>/api/charts`, which the
+/// helm-push plugin sends when given the repository URL (it puts the URL's path between `/api` and `/charts`).
+pub async fn chartmuseum(
+    req: HttpRequest,
+    payload: web::Payload,
+    path: web::Path<(String, String)>,
+    app: web::Data<App>,
+) -> HttpResponse {
+    let (repo, tail) = path.into_inner();
+    let tail = format!("api/charts{tail}");
     dispatch(&app, &req, payload, &repo, &tail, Mount::Repository).await
 }
 
@@ -119,6 +133,7 @@ async fn carry_out(
 ) -> Result<HttpResponse, Problem> {
     let format = repo.format.as_ref();
     let mut head = request_head(app, req, &repo.name, tail);
+    head.allow_overwrite = repo.allow_overwrite;
     if repo.format.name() == "docker" {
         head.base_url = head.base_url.replace("/repository/", "/v2/");
     }
@@ -402,6 +417,7 @@ fn request_head(app: &App, req: &HttpRequest, repo: &str, tail: &str) -> Request
             .get("content-length")
             .and_then(|v| v.to_str().ok()?.parse().ok()),
         base_url: format!("{base}/repository/{repo}"),
+        allow_overwrite: false,
     }
 }
 

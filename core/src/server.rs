@@ -71,6 +71,7 @@ impl App {
                     Repo {
                         name,
                         format: format.clone(),
+                        allow_overwrite: repo.allow_overwrite,
                     },
                 );
             }
@@ -180,6 +181,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .route("/readyz", web::get().to(readyz))
     .route("/metrics", web::get().to(observe::render_metrics))
     .service(web::resource("/repository/{repo}/{tail:.*}").to(dispatch::repository))
+    .service(web::resource("/api/repository/{repo}/charts{tail:.*}").to(dispatch::chartmuseum))
     .configure(crate::v2::routes)
     .configure(crate::api::routes);
 }

@@ -20,6 +20,8 @@ pub enum ArchiveError {
     Ambiguous(String),
     #[error("the archive holds more than {0} members before the one looked for")]
     TooManyMembers(usize),
+    #[error("the archive unpacks to more than {0} bytes before the member looked for")]
+    Unpacked(u64),
 }
 
 /// At most this many members are looked at in a tar before giving up: a tar has no index, and an archive of a
@@ -58,23 +60,38 @@ pub fn zip_member(
     read_capped(&mut entry, &name, max).map(|bytes| Some((name, bytes)))
 }
 
-/// The first member of a gzipped tar whose path `pick` accepts, read whole when it is at most `max` bytes.
+/// The first member of a gzipped tar whose path `pick` accepts, read whole when it is at most `max` bytes. At most
+/// `max_unpacked` bytes are decompressed on the way: skipping a member of a gzipped stream means inflating it, and a
+/// few kilobytes of gzip can inflate to gigabytes.
 pub fn tar_gz_member(
     reader: impl Read,
     pick: impl Fn(&str) -> bool,
     max: u64,
+    max_unpacked: u64,
 ) -> Result<Option<(String, Vec<u8>)>, ArchiveError> {
-    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(reader));
+    let over = std::rc::Rc::new(std::cell::Cell::new(false));
+    let unpacked = Bounded {
+        inner: flate2::read::GzDecoder::new(reader),
+        left: max_unpacked,
+        over: over.clone(),
+    };
+    let mut archive = tar::Archive::new(unpacked);
     let entries = archive
         .entries()
         .map_err(|_| ArchiveError::NotArchive("tar.gz"))?;
+    let bounded = |error: ArchiveError| match over.get() {
+        true => ArchiveError::Unpacked(max_unpacked),
+        false => error,
+    };
     for (n, entry) in entries.enumerate() {
         if n >= MAX_TAR_MEMBERS {
             return Err(ArchiveError::TooManyMembers(MAX_TAR_MEMBERS));
         }
-        let mut entry = entry.map_err(|_| match n {
-            0 => ArchiveError::NotArchive("tar.gz"),
-            _ => ArchiveError::Damaged("a damaged tar entry".into()),
+        let mut entry = entry.map_err(|_| {
+            bounded(match n {
+                0 => ArchiveError::NotArchive("tar.gz"),
+                _ => ArchiveError::Damaged("a damaged tar entry".into()),
+            })
         })?;
         let path = entry
             .path()
@@ -90,9 +107,30 @@ pub fn tar_gz_member(
                 limit: max,
             });
         }
-        return read_capped(&mut entry, &path, max).map(|bytes| Some((path, bytes)));
+        return read_capped(&mut entry, &path, max)
+            .map(|bytes| Some((path, bytes)))
+            .map_err(bounded);
     }
     Ok(None)
+}
+
+/// A reader that fails once more than `left` bytes have come through, and says so in `over`.
+struct Bounded<R> {
+    inner: R,
+    left: u64,
+    over: std::rc::Rc<std::cell::Cell<bool>>,
+}
+
+impl<R: Read> Read for Bounded<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n as u64 > self.left {
+            self.over.set(true);
+            return Err(std::io::Error::other("unpacks to too many bytes"));
+        }
+        self.left -= n as u64;
+        Ok(n)
+    }
 }
 
 /// Reads at most `max` bytes, and fails if there were more: a size in a header can lie.
@@ -168,15 +206,23 @@ mod tests {
     #[test]
     fn tar_gz_members_are_found_and_bounded() {
         let bytes = tar_gz(&[("p-1/setup.py", b""), ("p-1/PKG-INFO", b"Name: p")]);
-        let found = tar_gz_member(&bytes[..], |p| p == "p-1/PKG-INFO", 100).unwrap();
+        let found = tar_gz_member(&bytes[..], |p| p == "p-1/PKG-INFO", 100, 1 << 20).unwrap();
         assert_eq!(found, Some(("p-1/PKG-INFO".into(), b"Name: p".to_vec())));
         assert!(matches!(
-            tar_gz_member(&bytes[..], |p| p == "p-1/PKG-INFO", 2),
+            tar_gz_member(&bytes[..], |p| p == "p-1/PKG-INFO", 2, 1 << 20),
             Err(ArchiveError::TooLarge { .. })
         ));
         assert_eq!(
-            tar_gz_member(&b"not gzip"[..], |_| true, 100),
+            tar_gz_member(&b"not gzip"[..], |_| true, 100, 1 << 20),
             Err(ArchiveError::NotArchive("tar.gz"))
         );
+        // A bomb: a megabyte of zeros in front of the member, with room for only 64 KiB of unpacking.
+        let zeros = vec![0u8; 1 << 20];
+        let bomb = tar_gz(&[("p-1/zeros", &zeros), ("p-1/PKG-INFO", b"Name: p")]);
+        assert_eq!(
+            tar_gz_member(&bomb[..], |p| p == "p-1/PKG-INFO", 100, 64 << 10),
+            Err(ArchiveError::Unpacked(64 << 10))
+        );
+        assert!(tar_gz_member(&bomb[..], |p| p == "p-1/PKG-INFO", 100, 2 << 20).is_ok());
     }
 }

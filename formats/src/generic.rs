@@ -208,6 +208,7 @@ mod tests {
             principal: None,
             content_length: None,
             base_url: "http://x/repository/generic".into(),
+            allow_overwrite: false,
         }
     }
 

@@ -28,7 +28,7 @@ use bytes::Bytes;
 use wharf_storage::{BlobInfo, Digest, Store, Want, Write};
 
 /// The parts of an HTTP request a format may look at. The body is never here: the host moves it as the plan says.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RequestHead {
     pub method: String,
     /// The path below the repository mount, still percent-encoded, without a leading slash.
@@ -42,6 +42,8 @@ pub struct RequestHead {
     pub content_length: Option<u64>,
     /// Absolute URL of the repository mount without a trailing slash, for links in documents.
     pub base_url: String,
+    /// The repository lets a client replace a stored version when it asks to (`allow_overwrite`).
+    pub allow_overwrite: bool,
 }
 
 impl RequestHead {

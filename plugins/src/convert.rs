@@ -41,6 +41,7 @@ pub fn head(head: &f::RequestHead) -> t::RequestHead {
         principal: head.principal.clone(),
         content_length: head.content_length,
         base_url: head.base_url.clone(),
+        allow_overwrite: head.allow_overwrite,
     }
 }
 

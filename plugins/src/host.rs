@@ -14,6 +14,8 @@ use crate::convert;
 /// The most bytes one host read returns, and the most entries one listing does.
 pub const MAX_READ: u32 = 4 * 1024 * 1024;
 pub const MAX_LIST: u32 = 10_000;
+/// The most a `archive-member` read of a tar.gz inflates (Helm's own limit for a whole chart).
+pub const MAX_UNPACKED: u64 = 100 * 1024 * 1024;
 
 pub struct State {
     /// None for the calls that read nothing (describe, classify, render): every read then finds nothing.
@@ -101,7 +103,7 @@ impl store::Host for State {
             ArchiveKind::Zip => zip_member(&path, pick, max),
             ArchiveKind::TarGz => {
                 let file = std::fs::File::open(&path).map_err(|_| ReadError::NotFound)?;
-                tar_gz_member(std::io::BufReader::new(file), pick, max)
+                tar_gz_member(std::io::BufReader::new(file), pick, max, MAX_UNPACKED)
             }
         };
         found.map_err(|e| match e {

@@ -242,6 +242,7 @@ mod tests {
             principal: None,
             content_length: None,
             base_url: String::new(),
+            allow_overwrite: false,
         })
     }
 

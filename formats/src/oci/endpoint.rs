@@ -363,6 +363,7 @@ mod tests {
             principal: None,
             content_length: None,
             base_url: String::new(),
+            allow_overwrite: false,
         }
     }
 

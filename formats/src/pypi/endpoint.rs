@@ -87,6 +87,7 @@ mod tests {
             principal: None,
             content_length: None,
             base_url: "http://h/repository/pypi".into(),
+            allow_overwrite: false,
         };
         Endpoint::parse(&head).map_err(|p| p.status)
     }

@@ -354,6 +354,7 @@ mod tests {
             principal: None,
             content_length: None,
             base_url: "http://h/repository/pypi".into(),
+            allow_overwrite: false,
         }
     }
 

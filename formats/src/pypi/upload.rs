@@ -12,6 +12,9 @@ use crate::{Commit, Context, Form, Problem, RequestHead, Response};
 
 /// The largest METADATA or PKG-INFO read out of an upload.
 pub const MAX_METADATA: u64 = 1024 * 1024;
+/// How much of an sdist is inflated while looking for its PKG-INFO: far more than any real sdist holds in front of
+/// it, and a bound on what a compression bomb can cost.
+const MAX_SDIST_UNPACKED: u64 = 1024 * 1024 * 1024;
 
 /// What the simple and JSON pages show of one file, kept beside it so a page is one scan.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -307,6 +310,7 @@ fn read_metadata(
                     std::io::BufReader::new(file),
                     |p| p.split('/').count() == 2 && p.ends_with("/PKG-INFO"),
                     MAX_METADATA,
+                    MAX_SDIST_UNPACKED,
                 ),
             )
         }
