@@ -191,6 +191,25 @@ pub fn status_and_text(mut response: ureq::http::Response<ureq::Body>) -> (u16, 
     )
 }
 
+/// Runs the real curl with `args` (`-s` and a status line added) and returns the status and the body it printed.
+pub fn curl(args: &[&str]) -> (u16, String) {
+    let output = Command::new(tool("curl"))
+        .arg("-sS")
+        .args(args)
+        .args(["-w", "\n%{http_code}"])
+        .output()
+        .expect("curl runs");
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    let (body, status) = text.rsplit_once('\n').unwrap_or(("", &text));
+    let status = status.trim().parse().unwrap_or_else(|_| {
+        panic!(
+            "curl {args:?} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
+    (status, body.to_string())
+}
+
 pub fn basic(user: &str, password: &str) -> String {
     use std::io::Write;
     let mut raw = Vec::new();
