@@ -7,7 +7,11 @@ use std::process::Command;
 
 /// Configuration name, crate, and the file cargo writes.
 const BUNDLED: [(&str, &str, &str); 2] = [
-    ("generic", "wharf-plugin-generic", "wharf_plugin_generic.wasm"),
+    (
+        "generic",
+        "wharf-plugin-generic",
+        "wharf_plugin_generic.wasm",
+    ),
     ("helm", "wharf-plugin-helm", "wharf_plugin_helm.wasm"),
 ];
 

@@ -7,6 +7,8 @@
 //! ```
 //!
 //! An ingest hashes each chunk on the caller's task and hands it to a writer thread, so hashing and writing overlap;
+//! extra checksums (sha1, md5: a Maven or generic upload) are computed on a thread of their own, since md5 alone is
+//! slower than the sha256 and the disk;
 //! `finish` fsyncs the file, checks the digest, renames it into place unless the blob exists already, and fsyncs the
 //! directories it touched. Only then does the blob exist.
 
@@ -17,7 +19,7 @@ use std::path::{Path, PathBuf};
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
-use crate::digest::{Checksums, Digest, Hasher, Want};
+use crate::digest::{Checksums, Digest, Extra, Hasher, Want};
 use crate::error::{Error, Result};
 use crate::feed::{EarlySync, Feeder, Run, write_run};
 
@@ -74,9 +76,16 @@ impl Blobs {
         let file =
             File::create_new(&temp).map_err(|e| Error::io("cannot create upload file", e))?;
         let feeder = Feeder::start("wharf-ingest", 0, limit, move |rx| write_chunks(file, rx))?;
+        let extra = match want == Want::NONE {
+            true => None,
+            false => Some(Feeder::start("wharf-checksums", 0, limit, move |rx| {
+                Ok(checksum_chunks(want, rx))
+            })?),
+        };
         Ok(Ingest {
             feeder,
-            hasher: Hasher::new(want),
+            hasher: Hasher::new(Want::NONE),
+            extra,
             expected,
             temp,
         })
@@ -197,7 +206,9 @@ impl Blobs {
 /// A blob being written. Dropping it without `finish` removes the partial file.
 pub struct Ingest {
     feeder: Feeder<()>,
+    /// The sha256 only.
     hasher: Hasher,
+    extra: Option<Feeder<Checksums>>,
     expected: Option<Digest>,
     temp: PathBuf,
 }
@@ -209,14 +220,21 @@ impl Ingest {
 
     pub async fn write(&mut self, chunk: Bytes) -> Result<()> {
         self.hasher.update(&chunk);
+        if let Some(extra) = &mut self.extra {
+            extra.write(chunk.clone()).await?;
+        }
         self.feeder.write(chunk).await
     }
 
     /// Waits for the bytes to be on disk and checks the digest. The caller places the file and indexes it.
     pub async fn finish(mut self) -> Result<Verified> {
         self.feeder.finish().await?;
+        let checksums = match &mut self.extra {
+            Some(extra) => extra.finish().await?,
+            None => Checksums::default(),
+        };
         let hasher = std::mem::replace(&mut self.hasher, Hasher::new(Want::NONE));
-        let (digest, checksums) = hasher.finish();
+        let (digest, _) = hasher.finish();
         if let Some(expected) = self.expected
             && expected != digest
         {
@@ -242,6 +260,14 @@ impl Drop for Ingest {
             let _ = fs::remove_file(&self.temp);
         }
     }
+}
+
+fn checksum_chunks(want: Want, mut rx: mpsc::Receiver<Run>) -> Checksums {
+    let mut extra = Extra::new(want);
+    while let Some(run) = rx.blocking_recv() {
+        run.iter().for_each(|chunk| extra.update(chunk));
+    }
+    extra.finish()
 }
 
 fn write_chunks(mut file: File, mut rx: mpsc::Receiver<Run>) -> io::Result<()> {

@@ -124,9 +124,7 @@ impl Checksums {
 #[derive(Clone)]
 pub struct Hasher {
     sha256: sha2::Sha256,
-    sha1: Option<sha1::Sha1>,
-    md5: Option<md5::Md5>,
-    sha512: Option<sha2::Sha512>,
+    extra: Extra,
 }
 
 impl Hasher {
@@ -134,6 +132,34 @@ impl Hasher {
         use sha2::Digest as _;
         Hasher {
             sha256: sha2::Sha256::new(),
+            extra: Extra::new(want),
+        }
+    }
+
+    pub fn update(&mut self, bytes: &[u8]) {
+        use sha2::Digest as _;
+        self.sha256.update(bytes);
+        self.extra.update(bytes);
+    }
+
+    pub fn finish(self) -> (Digest, Checksums) {
+        use sha2::Digest as _;
+        (Digest(self.sha256.finalize().into()), self.extra.finish())
+    }
+}
+
+/// The extra checksums of a stream, those asked for.
+#[derive(Clone)]
+pub struct Extra {
+    sha1: Option<sha1::Sha1>,
+    md5: Option<md5::Md5>,
+    sha512: Option<sha2::Sha512>,
+}
+
+impl Extra {
+    pub fn new(want: Want) -> Self {
+        use sha2::Digest as _;
+        Extra {
             sha1: want.sha1.then(sha1::Sha1::new),
             md5: want.md5.then(md5::Md5::new),
             sha512: want.sha512.then(sha2::Sha512::new),
@@ -142,7 +168,6 @@ impl Hasher {
 
     pub fn update(&mut self, bytes: &[u8]) {
         use sha2::Digest as _;
-        self.sha256.update(bytes);
         if let Some(h) = &mut self.sha1 {
             h.update(bytes);
         }
@@ -154,15 +179,13 @@ impl Hasher {
         }
     }
 
-    pub fn finish(self) -> (Digest, Checksums) {
+    pub fn finish(self) -> Checksums {
         use sha2::Digest as _;
-        let digest = Digest(self.sha256.finalize().into());
-        let checksums = Checksums {
+        Checksums {
             sha1: self.sha1.map(|h| hex::encode(h.finalize())),
             md5: self.md5.map(|h| hex::encode(h.finalize())),
             sha512: self.sha512.map(|h| hex::encode(h.finalize())),
-        };
-        (digest, checksums)
+        }
     }
 }
 

@@ -172,8 +172,9 @@ fn helm_client_and_chartmuseum_api() {
         }
     }
 
-    // Pull through both, byte for byte what was uploaded; render the pulled chart.
-    for (repo, version, original) in [("plain", "0.1.0", &first), ("slash", "0.2.0", &second)] {
+    // Pull through both: the file the index names by digest (for the curl upload, byte for byte what was sent;
+    // helm-push packages its chart again); render the pulled chart.
+    for (repo, version) in [("plain", "0.1.0"), ("slash", "0.2.0")] {
         let into = home.path().join(format!("pulled-{repo}"));
         std::fs::create_dir_all(&into).unwrap();
         helm.ok(&[
@@ -185,10 +186,17 @@ fn helm_client_and_chartmuseum_api() {
             into.to_str().unwrap(),
         ]);
         let pulled = into.join(format!("demo-{version}.tgz"));
-        assert_eq!(
-            sha256_hex(&std::fs::read(&pulled).unwrap()),
-            sha256_hex(&std::fs::read(original).unwrap())
-        );
+        let pulled_digest = sha256_hex(&std::fs::read(&pulled).unwrap());
+        let (_, entry) = curl(&[
+            "-u",
+            &user,
+            &format!("{repo_url}/api/charts/demo/{version}"),
+        ]);
+        let entry: serde_json::Value = serde_json::from_str(&entry).unwrap();
+        assert_eq!(entry["digest"], pulled_digest.as_str());
+        if version == "0.1.0" {
+            assert_eq!(pulled_digest, sha256_hex(&std::fs::read(&first).unwrap()));
+        }
         let rendered = helm.ok(&["template", "release", pulled.to_str().unwrap()]);
         assert!(
             rendered.contains("kind: Deployment") && rendered.contains("release-demo"),
@@ -266,10 +274,7 @@ fn helm_client_and_chartmuseum_api() {
     assert_eq!((status, text.as_str()), (200, r#"{"deleted":true}"#));
     helm.ok(&["repo", "update"]);
     let text = helm.ok(&["search", "repo", "plain/demo", "--versions"]);
-    assert!(
-        !text.contains("0.1.0") && text.contains("0.2.0"),
-        "{text}"
-    );
+    assert!(!text.contains("0.1.0") && text.contains("0.2.0"), "{text}");
     let (status, _) = curl(&["-u", &user, &format!("{repo_url}/charts/demo-0.1.0.tgz")]);
     assert_eq!(status, 404);
 
@@ -382,7 +387,11 @@ fn bad_charts_are_refused_and_store_nothing() {
     for (file, status, message) in [
         (&not_gzip, 400, "cannot be read as a gzipped tar"),
         (&no_chart_yaml, 400, "no Chart.yaml in its top directory"),
-        (&bad_version, 400, "version `banana` is not a semantic version"),
+        (
+            &bad_version,
+            400,
+            "version `banana` is not a semantic version",
+        ),
         (&not_yaml, 400, "Chart.yaml is not valid YAML"),
         (&traversal, 400, "chart name `../../evil` is invalid"),
         (&bomb, 400, "unpacks to more than 104857600 bytes"),
@@ -399,7 +408,11 @@ fn bad_charts_are_refused_and_store_nothing() {
     assert!(text.contains("no `chart` file"), "{text}");
 
     // Traversal in request paths.
-    for path in ["charts/..%2f..%2fwharf.toml", "api/charts/..%2fx", "charts/%2e%2e/x"] {
+    for path in [
+        "charts/..%2f..%2fwharf.toml",
+        "api/charts/..%2fx",
+        "charts/%2e%2e/x",
+    ] {
         let (status, text) = curl(&[&server.url(&format!("/repository/charts/{path}"))]);
         assert_eq!(status, 400, "{path}: {text}");
     }

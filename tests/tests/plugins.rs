@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use wharf_tests::{Server, agent, agent_with_timeout, basic, sha256_hex, status_and_text, tool};
+use wharf_tests::{
+    Server, agent, agent_with_timeout, basic, curl, sha256_hex, status_and_text, tool,
+};
 
 /// Builds the fault fixture with the toolchain running this test.
 fn faults_plugin() -> PathBuf {
@@ -49,86 +51,102 @@ fn url(server: &Server, repo: &str, path: &str) -> String {
     server.url(&format!("/repository/{repo}/{path}"))
 }
 
-/// The generic protocol, the same against either implementation.
-fn generic_protocol(server: &Server, repo: &str) {
-    let auth = basic("admin", server.admin_password.as_deref().unwrap());
+/// The generic protocol, driven with curl, the same against either implementation.
+fn generic_protocol(server: &Server, repo: &str, scratch: &Path) {
+    let user = format!("admin:{}", server.admin_password.as_deref().unwrap());
     let body: Vec<u8> = (0..100_000u32).flat_map(|i| i.to_le_bytes()).collect();
     let sha = sha256_hex(&body);
-    let put = |path: &str, bytes: &[u8], checksum: Option<&str>| {
-        let mut request = agent()
-            .put(&url(server, repo, path))
-            .header("authorization", &auth);
-        if let Some(checksum) = checksum {
-            request = request.header("x-checksum-sha256", checksum);
+    let file = scratch.join("body.bin");
+    std::fs::write(&file, &body).unwrap();
+    let empty = scratch.join("empty.bin");
+    std::fs::write(&empty, b"").unwrap();
+    let (file, empty) = (file.to_str().unwrap(), empty.to_str().unwrap());
+    let put = |path: &str, from: &str, checksum: Option<&str>| {
+        let header = format!("X-Checksum-Sha256: {}", checksum.unwrap_or(""));
+        let mut args = vec!["-u", &user, "-T", from];
+        if checksum.is_some() {
+            args.extend(["-H", &header]);
         }
-        status_and_text(request.send(bytes).unwrap())
+        let target = url(server, repo, path);
+        args.extend(["--path-as-is", &target]);
+        curl(&args)
     };
-    let (status, text) = put("dir/file.bin", &body, Some(&sha));
+    let (status, text) = put("dir/file.bin", file, Some(&sha));
     assert_eq!(status, 201, "{repo}: {text}");
     assert!(text.contains(&sha), "{repo}: {text}");
-    let (status, text) = put("dir/bad.bin", &body, Some(&"0".repeat(64)));
+    let (status, text) = put("dir/bad.bin", file, Some(&"0".repeat(64)));
     assert_eq!(
         status, 400,
         "{repo}: a wrong X-Checksum-Sha256 is refused: {text}"
     );
 
-    let mut response = agent()
-        .get(&url(server, repo, "dir/file.bin"))
-        .call()
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    assert_eq!(
-        response.headers()["x-checksum-sha256"].to_str().unwrap(),
-        sha
+    // GET: the bytes, and every checksum header.
+    let got = scratch.join("got.bin");
+    let (status, headers) = curl(&[
+        "-D",
+        "-",
+        "-o",
+        got.to_str().unwrap(),
+        &url(server, repo, "dir/file.bin"),
+    ]);
+    assert_eq!(status, 200);
+    assert_eq!(std::fs::read(&got).unwrap(), body);
+    let headers = headers.to_ascii_lowercase();
+    let sha1 = {
+        use sha1::Digest;
+        hex::encode(sha1::Sha1::digest(&body))
+    };
+    assert!(
+        headers.contains(&format!("x-checksum-sha256: {sha}")),
+        "{headers}"
     );
-    assert!(response.headers().contains_key("x-checksum-sha1"));
-    assert!(response.headers().contains_key("x-checksum-md5"));
-    assert_eq!(response.body_mut().read_to_vec().unwrap(), body);
-    let head = agent()
-        .head(&url(server, repo, "dir/file.bin"))
-        .call()
-        .unwrap();
-    assert_eq!(
-        head.headers()["content-length"].to_str().unwrap(),
-        body.len().to_string()
+    assert!(
+        headers.contains(&format!("x-checksum-sha1: {sha1}")),
+        "{headers}"
     );
-    let mut range = agent()
-        .get(&url(server, repo, "dir/file.bin"))
-        .header("range", "bytes=4-11")
-        .call()
-        .unwrap();
-    assert_eq!(range.status(), 206);
-    assert_eq!(range.body_mut().read_to_vec().unwrap(), &body[4..12]);
+    assert!(headers.contains("x-checksum-md5: "), "{headers}");
+
+    // HEAD and Range.
+    let (status, headers) = curl(&["-I", &url(server, repo, "dir/file.bin")]);
+    assert_eq!(status, 200);
+    assert!(
+        headers
+            .to_ascii_lowercase()
+            .contains(&format!("content-length: {}", body.len())),
+        "{headers}"
+    );
+    let (status, part) = curl(&["-r", "4-11", &url(server, repo, "dir/file.bin")]);
+    assert_eq!(status, 206);
+    assert_eq!(part.as_bytes(), &body[4..12]);
 
     // Deploy by checksum: no body, the blob is known.
-    let (status, text) = put("copy/file.bin", b"", Some(&sha));
+    let (status, text) = put("copy/file.bin", empty, Some(&sha));
     assert_eq!(status, 201, "{repo}: {text}");
-    let mut copy = agent()
-        .get(&url(server, repo, "copy/file.bin"))
-        .call()
-        .unwrap();
-    assert_eq!(copy.body_mut().read_to_vec().unwrap(), body);
-    let (status, _) = put("copy/none.bin", b"", Some(&"1".repeat(64)));
+    let (status, _) = curl(&[
+        "-o",
+        got.to_str().unwrap(),
+        &url(server, repo, "copy/file.bin"),
+    ]);
+    assert_eq!(status, 200);
+    assert_eq!(std::fs::read(&got).unwrap(), body);
+    let (status, _) = put("copy/none.bin", empty, Some(&"1".repeat(64)));
     assert_eq!(status, 404, "{repo}: deploy by an unknown checksum");
 
-    let deleted = agent()
-        .delete(&url(server, repo, "copy/file.bin"))
-        .header("authorization", &auth)
-        .call()
-        .unwrap();
-    assert_eq!(deleted.status(), 204);
-    let (status, text) = status_and_text(
-        agent()
-            .get(&url(server, repo, "copy/file.bin"))
-            .call()
-            .unwrap(),
-    );
+    let (status, _) = curl(&[
+        "-u",
+        &user,
+        "-X",
+        "DELETE",
+        &url(server, repo, "copy/file.bin"),
+    ]);
+    assert_eq!(status, 204);
+    let (status, text) = curl(&[&url(server, repo, "copy/file.bin")]);
     assert_eq!(status, 404);
     assert!(
         text.contains("\"errors\""),
         "{repo}: Artifactory's error shape: {text}"
     );
-    let (status, _) = put("../escape", b"x", None);
+    let (status, _) = put("../escape", file, None);
     assert_eq!(status, 400, "{repo}: traversal");
 }
 
@@ -136,8 +154,8 @@ fn generic_protocol(server: &Server, repo: &str) {
 fn generic_protocol_is_the_same_for_the_plugin_and_the_builtin() {
     let home = tempfile::tempdir().unwrap();
     let server = start(home.path(), "");
-    generic_protocol(&server, "generic");
-    generic_protocol(&server, "builtin");
+    generic_protocol(&server, "generic", home.path());
+    generic_protocol(&server, "builtin", home.path());
 }
 
 #[test]

@@ -36,21 +36,27 @@ pub fn chart_path(name: &str, version: &str) -> String {
 
 /// Reads and checks the Chart.yaml at the top of an uploaded chart archive.
 pub fn read(digest: &str) -> Result<Chart, Problem> {
-    let bytes = match store::archive_member(digest, ArchiveKind::TarGz, "/Chart.yaml", MAX_CHART_YAML)
-    {
-        // `helm package` writes `<name>/Chart.yaml` first; a subchart's comes later, deeper.
-        Ok(Some((path, bytes))) if path.split('/').count() == 2 => bytes,
-        Ok(_) => return Err(bad("the chart has no Chart.yaml in its top directory")),
-        Err(ReadError::TooLarge) => return Err(bad("the chart's Chart.yaml is larger than 1 MiB")),
-        Err(ReadError::Damaged(why)) => {
-            return Err(bad(format!(
-                "the chart cannot be read as a gzipped tar (what `helm package` makes): {why}"
-            )));
-        }
-        Err(ReadError::NotFound) => {
-            return Err(problem(500, "INTERNAL_ERROR", "the uploaded chart vanished"));
-        }
-    };
+    let bytes =
+        match store::archive_member(digest, ArchiveKind::TarGz, "/Chart.yaml", MAX_CHART_YAML) {
+            // `helm package` writes `<name>/Chart.yaml` first; a subchart's comes later, deeper.
+            Ok(Some((path, bytes))) if path.split('/').count() == 2 => bytes,
+            Ok(_) => return Err(bad("the chart has no Chart.yaml in its top directory")),
+            Err(ReadError::TooLarge) => {
+                return Err(bad("the chart's Chart.yaml is larger than 1 MiB"));
+            }
+            Err(ReadError::Damaged(why)) => {
+                return Err(bad(format!(
+                    "the chart cannot be read as a gzipped tar (what `helm package` makes): {why}"
+                )));
+            }
+            Err(ReadError::NotFound) => {
+                return Err(problem(
+                    500,
+                    "INTERNAL_ERROR",
+                    "the uploaded chart vanished",
+                ));
+            }
+        };
     let text = std::str::from_utf8(&bytes).map_err(|_| bad("Chart.yaml is not UTF-8"))?;
     let value: Value = yaml_serde::from_str(text)
         .map_err(|e| bad(format!("Chart.yaml is not valid YAML: {e}")))?;
@@ -229,7 +235,15 @@ mod tests {
     #[test]
     fn names_stay_inside_the_repository() {
         assert!(valid_name("my-chart_2.x"));
-        for bad in ["", "../x", "a/b", ".hidden", "a..b", "a b", &"x".repeat(251)] {
+        for bad in [
+            "",
+            "../x",
+            "a/b",
+            ".hidden",
+            "a..b",
+            "a b",
+            &"x".repeat(251),
+        ] {
             assert!(!valid_name(bad), "{bad}");
         }
     }
@@ -242,7 +256,8 @@ mod tests {
 
     #[test]
     fn strings_that_look_like_numbers_stay_strings() {
-        let yaml = yaml_serde::to_string(&json!({"version": "1.10", "appVersion": "true"})).unwrap();
+        let yaml =
+            yaml_serde::to_string(&json!({"version": "1.10", "appVersion": "true"})).unwrap();
         let back: Value = yaml_serde::from_str(&yaml).unwrap();
         assert_eq!(back["version"], "1.10");
         assert_eq!(back["appVersion"], "true");

@@ -126,7 +126,10 @@ fn upload(head: &RequestHead, force: bool, form: &Form) -> Result<Commit, Proble
         return Err(problem(
             409,
             "CONFLICT",
-            format!("file already exists: {} ({why})", chart::file_name(name, version)),
+            format!(
+                "file already exists: {} ({why})",
+                chart::file_name(name, version)
+            ),
         ));
     }
     let created = now();
@@ -171,7 +174,10 @@ fn upload(head: &RequestHead, force: bool, form: &Form) -> Result<Commit, Proble
         },
         replace,
     }));
-    Ok(commit(writes, json_response(201, &json!({ "saved": true }))))
+    Ok(commit(
+        writes,
+        json_response(201, &json!({ "saved": true })),
+    ))
 }
 
 /// A provenance file is a small PGP clear-signed message; anything else would be served to `helm verify` as one.
@@ -249,7 +255,11 @@ impl Format for Helm {
     }
 
     fn commit_ingested(_head: RequestHead, _blob: BlobInfo) -> Result<Commit, Problem> {
-        Err(problem(500, "INTERNAL_ERROR", "helm never ingests a bare body"))
+        Err(problem(
+            500,
+            "INTERNAL_ERROR",
+            "helm never ingests a bare body",
+        ))
     }
 
     fn commit_buffered(head: RequestHead, _body: Vec<u8>) -> Result<Commit, Problem> {
