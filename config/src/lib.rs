@@ -135,6 +135,12 @@ fn check(config: &Config, src: &str) -> Vec<(Range<usize>, String)> {
                 format!("repository name `{name}` must be 1-64 characters of a-z, 0-9, `.`, `_`, `-`, starting with a letter or digit"),
             ));
         }
+        if repo.immutable.patterns().iter().any(|p| p.is_empty()) {
+            problems.push((
+                repo.name.span(),
+                format!("repository `{name}`: an immutable pattern is empty"),
+            ));
+        }
         let format = repo.format.get_ref();
         if !plugins_may_add_formats && !BUILTIN_FORMATS.contains(&format.as_str()) {
             problems.push((

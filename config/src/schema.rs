@@ -159,6 +159,30 @@ pub struct Repository {
     /// Artifactory's and Nexus's "disable redeploy" do.
     #[serde(default)]
     pub allow_overwrite: bool,
+    /// Tags and versions that can never be overwritten, moved or deleted: `true` for all, or patterns
+    /// (`["v*", "release-*"]`, `*` and `?` as in a shell).
+    #[serde(default)]
+    pub immutable: Immutable,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum Immutable {
+    #[default]
+    None,
+    All(bool),
+    Patterns(Vec<String>),
+}
+
+impl Immutable {
+    /// As the storage transaction takes them: `true` is the pattern `*`.
+    pub fn patterns(&self) -> Vec<String> {
+        match self {
+            Immutable::All(true) => vec!["*".into()],
+            Immutable::Patterns(patterns) => patterns.clone(),
+            Immutable::None | Immutable::All(false) => Vec::new(),
+        }
+    }
 }
 
 impl Repository {
@@ -170,6 +194,7 @@ impl Repository {
             url: None,
             members: Vec::new(),
             allow_overwrite: false,
+            immutable: Immutable::None,
         }
     }
 }

@@ -161,3 +161,46 @@ fn repository_names() {
         assert!(!valid_name(bad), "{bad}");
     }
 }
+
+#[test]
+fn immutable_is_true_or_patterns() {
+    let src = r#"
+[[repository]]
+name = "docker"
+format = "docker"
+immutable = ["v*", "release-*"]
+
+[[repository]]
+name = "frozen"
+format = "generic"
+immutable = true
+
+[[repository]]
+name = "open"
+format = "npm"
+immutable = false
+"#;
+    let config = parse("wharf.toml", src).unwrap();
+    let patterns: Vec<Vec<String>> = config
+        .repositories
+        .iter()
+        .map(|r| r.immutable.patterns())
+        .collect();
+    assert_eq!(
+        patterns,
+        vec![
+            vec!["v*".to_string(), "release-*".into()],
+            vec!["*".into()],
+            vec![]
+        ]
+    );
+    let error = parse(
+        "wharf.toml",
+        "[[repository]]\nname = \"d\"\nformat = \"docker\"\nimmutable = [\"\"]\n",
+    )
+    .unwrap_err();
+    assert!(
+        error[0].message.contains("an immutable pattern is empty"),
+        "{error:#?}"
+    );
+}

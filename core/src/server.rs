@@ -56,11 +56,13 @@ impl App {
                         known.format
                     )));
                 }
-                Some(_) => {}
-                None => writes.push(Write::PutRepository(RepositoryRecord {
+                // The immutable patterns live in the record, where the storage transaction reads them.
+                Some(known) if known.immutable == repo.immutable.patterns() => {}
+                known => writes.push(Write::PutRepository(RepositoryRecord {
                     name: name.clone(),
                     format: format.clone(),
-                    created: now(),
+                    created: known.map_or_else(now, |k| k.created),
+                    immutable: repo.immutable.patterns(),
                 })),
             }
             // A format without an implementation yet (docker, npm, ... until their issues land) is configured but

@@ -29,6 +29,62 @@ pub struct RepositoryRecord {
     pub name: String,
     pub format: String,
     pub created: Time,
+    /// Patterns (`*` any run, `?` one character) of the tags and versions that can never be overwritten, moved or
+    /// deleted; `*` freezes all. Kept here, not in the configuration alone, so the storage transaction enforces it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub immutable: Vec<String>,
+}
+
+impl RepositoryRecord {
+    pub fn is_immutable(&self, name: &str) -> bool {
+        self.immutable.iter().any(|pattern| glob(pattern, name))
+    }
+}
+
+/// Shell-style matching of `*` and `?`, without character classes: what tag patterns need.
+pub fn glob(pattern: &str, name: &str) -> bool {
+    let (p, n): (Vec<char>, Vec<char>) = (pattern.chars().collect(), name.chars().collect());
+    // The classic greedy matcher: remember the last `*` and where it started matching, and retry from there.
+    let (mut i, mut j, mut star, mut mark) = (0, 0, None, 0);
+    while j < n.len() {
+        if i < p.len() && (p[i] == '?' || p[i] == n[j]) {
+            i += 1;
+            j += 1;
+        } else if i < p.len() && p[i] == '*' {
+            star = Some(i);
+            mark = j;
+            i += 1;
+        } else if let Some(s) = star {
+            i = s + 1;
+            mark += 1;
+            j = mark;
+        } else {
+            return false;
+        }
+    }
+    p[i..].iter().all(|&c| c == '*')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::glob;
+
+    #[test]
+    fn globs() {
+        for (pattern, name, matched) in [
+            ("v*", "v1.0", true),
+            ("v*", "1.0", false),
+            ("release-*", "release-", true),
+            ("*", "anything", true),
+            ("1.?.0", "1.2.0", true),
+            ("1.?.0", "1.10.0", false),
+            ("*-rc*", "2.0-rc1", true),
+            ("latest", "latest", true),
+            ("latest", "latest2", false),
+        ] {
+            assert_eq!(glob(pattern, name), matched, "{pattern} {name}");
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

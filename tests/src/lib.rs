@@ -3,7 +3,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -239,6 +239,103 @@ fn base64_encode(bytes: &[u8]) -> String {
 pub fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(bytes))
+}
+
+/// Runs a command without input; its output.
+pub fn run(command: &mut Command) -> Output {
+    command
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("{command:?}: {e}"))
+}
+
+/// Runs a command that must succeed; what it printed.
+pub fn ok(command: &mut Command) -> String {
+    let output = run(command);
+    assert!(
+        output.status.success(),
+        "{command:?} failed:\n{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// A server whose data directory also holds an API token for `admin`, made with the CLI while it was stopped.
+pub fn server_with_token(data: &Path) -> (Server, String, String) {
+    let first = Server::start(data, &[]);
+    let password = first
+        .admin_password
+        .clone()
+        .expect("first start prints a password");
+    assert!(first.terminate().success());
+    let token = ok(wharf()
+        .args(["token", "create", "admin", "--name", "ci", "--data"])
+        .arg(data))
+    .trim()
+    .to_string();
+    (Server::start(data, &[]), password, token)
+}
+
+/// A docker engine of its own: no containers, no network setup, stopped on drop.
+pub struct Engine {
+    child: std::process::Child,
+    dir: PathBuf,
+}
+
+impl Engine {
+    pub fn start(dir: &Path) -> Engine {
+        let child = Command::new(tool("dockerd"))
+            .args([
+                "--iptables=false",
+                "--ip6tables=false",
+                "--bridge=none",
+                "--storage-driver=vfs",
+            ])
+            .arg("--data-root")
+            .arg(dir.join("data"))
+            .arg("--exec-root")
+            .arg(dir.join("exec"))
+            .arg("-H")
+            .arg(format!("unix://{}", dir.join("docker.sock").display()))
+            .arg("--pidfile")
+            .arg(dir.join("docker.pid"))
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("dockerd.log")).unwrap())
+            .spawn()
+            .expect("dockerd starts");
+        let engine = Engine {
+            child,
+            dir: dir.to_path_buf(),
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !run(engine.docker().arg("version")).status.success() {
+            assert!(Instant::now() < deadline, "dockerd did not come up");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        engine
+    }
+
+    pub fn docker(&self) -> Command {
+        let mut command = Command::new(tool("docker"));
+        command
+            .env(
+                "DOCKER_HOST",
+                format!("unix://{}", self.dir.join("docker.sock").display()),
+            )
+            .env("DOCKER_CONFIG", self.dir.join("config"))
+            .env("DOCKER_BUILDKIT", "0");
+        command
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        let _ = self.child.wait();
+    }
 }
 
 #[cfg(test)]

@@ -1,29 +1,9 @@
 //! The OCI registry driven by real clients: the docker CLI with a private engine, oras, helm over oci://, and the
 //! OCI distribution-spec conformance suite. `scripts/clients` installs them; a missing client fails its test.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
-use wharf_tests::{Server, agent, basic, tool, wharf, with_stdin};
-
-fn run(command: &mut Command) -> Output {
-    command
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("{command:?}: {e}"))
-}
-
-fn ok(command: &mut Command) -> String {
-    let output = run(command);
-    assert!(
-        output.status.success(),
-        "{command:?} failed:\n{}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
+use wharf_tests::{Engine, agent, basic, ok, run, server_with_token, tool, with_stdin};
 
 fn get_json(url: &str, authorization: &str) -> serde_json::Value {
     let mut response = agent()
@@ -33,83 +13,6 @@ fn get_json(url: &str, authorization: &str) -> serde_json::Value {
         .unwrap();
     assert_eq!(response.status(), 200, "{url}");
     serde_json::from_str(&response.body_mut().read_to_string().unwrap()).unwrap()
-}
-
-/// A server whose data directory also holds an API token for `admin`, made with the CLI while it was stopped.
-fn server_with_token(data: &Path) -> (Server, String, String) {
-    let first = Server::start(data, &[]);
-    let password = first
-        .admin_password
-        .clone()
-        .expect("first start prints a password");
-    assert!(first.terminate().success());
-    let token = ok(wharf()
-        .args(["token", "create", "admin", "--name", "ci", "--data"])
-        .arg(data))
-    .trim()
-    .to_string();
-    (Server::start(data, &[]), password, token)
-}
-
-/// A docker engine of its own: no containers, no network setup, stopped on drop.
-struct Engine {
-    child: std::process::Child,
-    dir: PathBuf,
-}
-
-impl Engine {
-    fn start(dir: &Path) -> Engine {
-        let child = Command::new(tool("dockerd"))
-            .args([
-                "--iptables=false",
-                "--ip6tables=false",
-                "--bridge=none",
-                "--storage-driver=vfs",
-            ])
-            .arg("--data-root")
-            .arg(dir.join("data"))
-            .arg("--exec-root")
-            .arg(dir.join("exec"))
-            .arg("-H")
-            .arg(format!("unix://{}", dir.join("docker.sock").display()))
-            .arg("--pidfile")
-            .arg(dir.join("docker.pid"))
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.join("dockerd.log")).unwrap())
-            .spawn()
-            .expect("dockerd starts");
-        let engine = Engine {
-            child,
-            dir: dir.to_path_buf(),
-        };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while !run(engine.docker().arg("version")).status.success() {
-            assert!(Instant::now() < deadline, "dockerd did not come up");
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        engine
-    }
-
-    fn docker(&self) -> Command {
-        let mut command = Command::new(tool("docker"));
-        command
-            .env(
-                "DOCKER_HOST",
-                format!("unix://{}", self.dir.join("docker.sock").display()),
-            )
-            .env("DOCKER_CONFIG", self.dir.join("config"))
-            .env("DOCKER_BUILDKIT", "0");
-        command
-    }
-}
-
-impl Drop for Engine {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .arg(self.child.id().to_string())
-            .status();
-        let _ = self.child.wait();
-    }
 }
 
 fn file_bytes(seed: u8, len: usize) -> Vec<u8> {

@@ -1,6 +1,7 @@
-//! The body of the metadata transaction: each `Write` applied to the trees, with reference counting of blobs and
-//! the create-only checks (release immutability) done here, inside the transaction, so racing writers cannot both
-//! pass them.
+//! The body of the metadata transaction: each `Write` applied to the trees, with reference counting of blobs, the
+//! create-only checks (release immutability) and the repository's immutable tags and versions enforced here, inside
+//! the transaction, so racing writers cannot both pass them and no route (a client, the API, retention, promotion)
+//! can get around them.
 
 use sled::transaction::TransactionalTree;
 
@@ -22,6 +23,14 @@ pub(super) fn apply_one(t: &[TransactionalTree], write: &Write, now: Time) -> Re
                 return abort(Error::Conflict(format!(
                     "{package} {version} already exists and cannot be overwritten"
                 )));
+            }
+            let changed = old
+                .as_ref()
+                .is_some_and(|o| o.blobs != record.blobs || o.metadata != record.metadata);
+            if changed {
+                frozen(t, repo, version, || {
+                    format!("version {version} of {package}")
+                })?;
             }
             for digest in &record.blobs {
                 incref(t, digest)?;
@@ -53,6 +62,9 @@ pub(super) fn apply_one(t: &[TransactionalTree], write: &Write, now: Time) -> Re
             package,
             version,
         } => {
+            frozen(t, repo, version, || {
+                format!("version {version} of {package}")
+            })?;
             let Some(old) =
                 take::<Version>(&t[VERSIONS], &key(&[repo, package, version]), "versions")?
             else {
@@ -67,15 +79,24 @@ pub(super) fn apply_one(t: &[TransactionalTree], write: &Write, now: Time) -> Re
             package,
             tag,
             version,
-        } => put(
-            &t[TAGS],
-            &key(&[repo, package, tag]),
-            &Tag {
-                version: version.clone(),
-                updated: now,
-            },
-        )?,
+        } => {
+            let k = key(&[repo, package, tag]);
+            // Setting an immutable tag where it already points is not a change: docker pushes the same tag again.
+            let old = get::<Tag>(&t[TAGS], &k, "tags")?;
+            if old.is_some_and(|o| &o.version != version) {
+                frozen(t, repo, tag, || format!("tag {tag} of {package}"))?;
+            }
+            put(
+                &t[TAGS],
+                &k,
+                &Tag {
+                    version: version.clone(),
+                    updated: now,
+                },
+            )?
+        }
         Write::DeleteTag { repo, package, tag } => {
+            frozen(t, repo, tag, || format!("tag {tag} of {package}"))?;
             if t[TAGS].remove(key(&[repo, package, tag]))?.is_none() {
                 return abort(Error::NotFound(format!("tag {tag} of {package}")));
             }
@@ -93,6 +114,9 @@ pub(super) fn apply_one(t: &[TransactionalTree], write: &Write, now: Time) -> Re
                     "{path} already exists and cannot be overwritten"
                 )));
             }
+            if let Some(old) = old.as_ref().filter(|o| o.digest != asset.digest) {
+                frozen_asset(t, repo, path, old)?;
+            }
             incref(t, &asset.digest)?;
             if let Some(old) = old {
                 decref(t, &old.digest, now)?;
@@ -103,6 +127,7 @@ pub(super) fn apply_one(t: &[TransactionalTree], write: &Write, now: Time) -> Re
             let Some(old) = take::<Asset>(&t[ASSETS], &key(&[repo, path]), "assets")? else {
                 return abort(Error::NotFound(path.clone()));
             };
+            frozen_asset(t, repo, path, &old)?;
             decref(t, &old.digest, now)?;
         }
         Write::PutKv {
@@ -141,6 +166,34 @@ pub(super) fn apply_one(t: &[TransactionalTree], write: &Write, now: Time) -> Re
         }
     }
     Ok(())
+}
+
+/// Refuses the write when the repository holds `name` (a tag or a version) immutable.
+fn frozen(
+    t: &[TransactionalTree],
+    repo: &str,
+    name: &str,
+    what: impl Fn() -> String,
+) -> Result<(), TxError> {
+    let record = get::<RepositoryRecord>(&t[REPOS], repo.as_bytes(), "repositories")?;
+    if record.is_some_and(|r| r.is_immutable(name)) {
+        return abort(Error::Conflict(format!(
+            "{} is immutable in repository {repo}: it cannot be overwritten, moved or deleted",
+            what()
+        )));
+    }
+    Ok(())
+}
+
+/// A file is as immutable as the version it belongs to; a file of no version (a generic path) goes by its path.
+fn frozen_asset(
+    t: &[TransactionalTree],
+    repo: &str,
+    path: &str,
+    asset: &Asset,
+) -> Result<(), TxError> {
+    let name = asset.version.as_deref().unwrap_or(path);
+    frozen(t, repo, name, || path.to_string())
 }
 
 fn incref(t: &[TransactionalTree], digest: &Digest) -> Result<(), TxError> {
