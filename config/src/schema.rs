@@ -2,7 +2,7 @@
 //!
 //! ```toml
 //! [server]       listen, public_url, max_upload, max_document, max_manifest, workers
-//! [storage]      data_dir, upload_max_age, gc_grace, cache
+//! [storage]      data_dir, upload_max_age, gc_grace, gc_interval, cache
 //! [auth]         anonymous_read, credential_cache
 //! [[repository]] name, format, kind = "hosted" | "proxy" | "group", url (proxy), members (group)
 //! [[plugin]]     path
@@ -100,6 +100,8 @@ pub struct Storage {
     pub upload_max_age: Duration,
     /// How long an unreferenced blob is kept before garbage collection may remove it.
     pub gc_grace: Duration,
+    /// How often garbage collection runs on its own; zero: only on demand.
+    pub gc_interval: Duration,
     /// Memory the metadata store may use as cache.
     pub cache: ByteSize,
 }
@@ -110,6 +112,7 @@ impl Default for Storage {
             data_dir: PathBuf::from("./wharf-data"),
             upload_max_age: Duration::secs(24 * 3600),
             gc_grace: Duration::secs(3600),
+            gc_interval: Duration::secs(3600),
             cache: ByteSize::mib(8),
         }
     }

@@ -5,12 +5,15 @@
 //! ```text
 //! PUT    /api/v1/repositories/<repo>/packages/<package>/versions/<version>/yank   {"reason": "..."} (optional)
 //! DELETE /api/v1/repositories/<repo>/packages/<package>/versions/<version>/yank   un-yank
+//! POST   /api/v1/gc                      run garbage collection now (admin): {"blobs", "bytes", "millis"}
+//! GET    /api/v1/audit?limit=N           the newest audit events first (admin), at most 10,000
 //! ```
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use wharf_formats::Problem;
 use wharf_storage::AuditEvent;
 
+use crate::auth::Principal;
 use crate::server::App;
 
 /// The largest management request body.
@@ -22,7 +25,53 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .app_data(web::PayloadConfig::new(MAX_BODY))
             .route(web::put().to(yank))
             .route(web::delete().to(yank)),
-    );
+    )
+    .route("/api/v1/gc", web::post().to(gc))
+    .route("/api/v1/audit", web::get().to(audit));
+}
+
+async fn gc(req: HttpRequest, app: web::Data<App>) -> HttpResponse {
+    let outcome = async {
+        let principal = admin(&app, &req).await?;
+        crate::gc::run(&app, &principal).await
+    };
+    match outcome.await {
+        Ok(collected) => HttpResponse::Ok().json(collected),
+        Err(problem) => error(&problem),
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct AuditQuery {
+    limit: Option<usize>,
+}
+
+async fn audit(
+    req: HttpRequest,
+    query: web::Query<AuditQuery>,
+    app: web::Data<App>,
+) -> HttpResponse {
+    let outcome = async {
+        admin(&app, &req).await?;
+        let limit = query.limit.unwrap_or(100).min(10_000);
+        Ok::<_, Problem>(app.store.meta().audit(limit)?)
+    };
+    match outcome.await {
+        Ok(events) => HttpResponse::Ok().json(events),
+        Err(problem) => error(&problem),
+    }
+}
+
+/// An administrator: GC and the audit log concern every repository.
+async fn admin(app: &App, req: &HttpRequest) -> Result<String, Problem> {
+    match authenticated(app, req).await? {
+        principal if principal.admin => Ok(principal.name),
+        principal => Err(Problem::new(
+            403,
+            "DENIED",
+            format!("{} is not an administrator", principal.name),
+        )),
+    }
 }
 
 async fn yank(
@@ -62,17 +111,21 @@ async fn yank(
     outcome.await.unwrap_or_else(|problem| error(&problem))
 }
 
-/// The authenticated user, who must exist: every management write needs one.
-async fn writer(app: &App, req: &HttpRequest) -> Result<String, Problem> {
+/// The authenticated user, who must exist: every management request needs one.
+async fn authenticated(app: &App, req: &HttpRequest) -> Result<Principal, Problem> {
     let authorization = req
         .headers()
         .get("authorization")
         .and_then(|v| v.to_str().ok());
     match app.auth.authenticate(authorization).await {
-        Ok(Some(principal)) => Ok(principal.name),
+        Ok(Some(principal)) => Ok(principal),
         Ok(None) => Err(Problem::new(401, "UNAUTHORIZED", "authentication required")),
         Err(e) => Err(Problem::new(401, "UNAUTHORIZED", e.to_string())),
     }
+}
+
+async fn writer(app: &App, req: &HttpRequest) -> Result<String, Problem> {
+    Ok(authenticated(app, req).await?.name)
 }
 
 /// `{"reason": "..."}`, or an empty body for no reason.

@@ -1,9 +1,9 @@
-//! The command line: `serve`, `check-config`, `scrub`, `user`, `token` and `yank`. Each command prints one clear line on
+//! The command line: `serve`, `check-config`, `scrub`, `user`, `token`, `yank`, `gc` and `audit`. Each command prints one clear line on
 //! failure and exits non-zero (2 for a configuration with mistakes, 1 otherwise); none panics on bad input.
 //!
 //! `scrub`, `user` and `token` open the data directory themselves, so they run while the server is stopped (the
-//! metadata store admits one process at a time and says so). `yank` asks a running server, through the management
-//! API, with an API token.
+//! metadata store admits one process at a time and says so). `yank`, `gc` and `audit` ask a running server, through
+//! the management API, with an API token (`remote.rs`).
 
 use std::io::BufRead;
 use std::net::SocketAddr;
@@ -17,6 +17,7 @@ use wharf_storage::{AuditEvent, Options, Store, Write};
 
 use crate::error::{Error, Result};
 use crate::observe::{LogFormat, init_logging};
+use crate::remote::{self, AuditArgs, Remote, YankArgs};
 
 #[derive(Parser)]
 #[command(
@@ -49,25 +50,10 @@ enum Command {
     },
     /// Yank a version on a running server (pip then skips it unless asked for it exactly), or un-yank it.
     Yank(YankArgs),
-}
-
-#[derive(Args)]
-struct YankArgs {
-    repository: String,
-    package: String,
-    version: String,
-    /// Why, shown by pip when the version is installed anyway.
-    #[arg(long, default_value = "")]
-    reason: String,
-    /// Un-yank instead.
-    #[arg(long)]
-    undo: bool,
-    /// The server (plain HTTP).
-    #[arg(long, env = "WHARF_URL", default_value = "http://127.0.0.1:8080")]
-    server: String,
-    /// An API token (`wharf token create USER`).
-    #[arg(long, env = "WHARF_TOKEN", hide_env_values = true)]
-    token: String,
+    /// Run garbage collection on a running server now (an administrator's token).
+    Gc(Remote),
+    /// Print a running server's newest audit events (an administrator's token).
+    Audit(AuditArgs),
 }
 
 #[derive(Args)]
@@ -143,7 +129,9 @@ pub fn main() -> ExitCode {
             Command::Scrub(args) => scrub(&args),
             Command::User { command } => user(command).await,
             Command::Token { command } => token(command).await,
-            Command::Yank(args) => yank(&args),
+            Command::Yank(args) => remote::yank(&args),
+            Command::Gc(args) => remote::gc(&args),
+            Command::Audit(args) => remote::audit(&args),
         }
     });
     match result {
@@ -157,46 +145,6 @@ pub fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
-}
-
-fn yank(args: &YankArgs) -> Result<()> {
-    let url = format!(
-        "{}/api/v1/repositories/{}/packages/{}/versions/{}/yank",
-        args.server.trim_end_matches('/'),
-        args.repository,
-        args.package,
-        args.version
-    );
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .into();
-    let authorization = format!("Bearer {}", args.token);
-    let sent = match args.undo {
-        true => agent
-            .delete(&url)
-            .header("authorization", &authorization)
-            .call(),
-        false => agent
-            .put(&url)
-            .header("authorization", &authorization)
-            .header("content-type", "application/json")
-            .send(serde_json::json!({ "reason": args.reason }).to_string()),
-    };
-    let mut response =
-        sent.map_err(|e| Error::Invalid(format!("cannot reach {}: {e}", args.server)))?;
-    let status = response.status().as_u16();
-    let body = response.body_mut().read_to_string().unwrap_or_default();
-    if status != 200 {
-        let message = serde_json::from_str::<serde_json::Value>(&body)
-            .ok()
-            .and_then(|v| v["errors"][0]["message"].as_str().map(str::to_string))
-            .unwrap_or(body);
-        return Err(Error::Invalid(format!("{status}: {message}")));
-    }
-    let what = if args.undo { "un-yanked" } else { "yanked" };
-    println!("{} {} {what}", args.package, args.version);
-    Ok(())
 }
 
 fn load_config(args: &StoreArgs) -> Result<Config> {

@@ -206,6 +206,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + 'static,
 ) -> std::io::Result<()> {
     observe::metrics();
+    crate::gc::schedule(app.clone());
     let workers = app.config.server.workers;
     let data = web::Data::from(app);
     let mut server = actix_web::HttpServer::new(move || {
