@@ -1,8 +1,8 @@
-//! The command line: `serve`, `check-config`, `scrub`, `user`, `token`, `yank`, `gc` and `audit`. Each command prints one clear line on
+//! The command line: `serve`, `check-config`, `scrub`, `user`, `token`, `yank`, `promote`, `gc` and `audit`. Each command prints one clear line on
 //! failure and exits non-zero (2 for a configuration with mistakes, 1 otherwise); none panics on bad input.
 //!
 //! `scrub`, `user` and `token` open the data directory themselves, so they run while the server is stopped (the
-//! metadata store admits one process at a time and says so). `yank`, `gc` and `audit` ask a running server, through
+//! metadata store admits one process at a time and says so). `yank`, `promote`, `gc` and `audit` ask a running server, through
 //! the management API, with an API token (`remote.rs`).
 
 use std::io::BufRead;
@@ -17,7 +17,7 @@ use wharf_storage::{AuditEvent, Options, Store, Write};
 
 use crate::error::{Error, Result};
 use crate::observe::{LogFormat, init_logging};
-use crate::remote::{self, AuditArgs, Remote, YankArgs};
+use crate::remote::{self, AuditArgs, PromoteArgs, Remote, YankArgs};
 
 #[derive(Parser)]
 #[command(
@@ -50,6 +50,8 @@ enum Command {
     },
     /// Yank a version on a running server (pip then skips it unless asked for it exactly), or un-yank it.
     Yank(YankArgs),
+    /// Copy (or --move) a version with its tags to another repository of the same format, without moving bytes.
+    Promote(PromoteArgs),
     /// Run garbage collection on a running server now (an administrator's token).
     Gc(Remote),
     /// Print a running server's newest audit events (an administrator's token).
@@ -130,6 +132,7 @@ pub fn main() -> ExitCode {
             Command::User { command } => user(command).await,
             Command::Token { command } => token(command).await,
             Command::Yank(args) => remote::yank(&args),
+            Command::Promote(args) => remote::promote(&args),
             Command::Gc(args) => remote::gc(&args),
             Command::Audit(args) => remote::audit(&args),
         }

@@ -1,5 +1,5 @@
-//! The commands that act on a running server through its management API (`/api/v1/`, see `api.rs`): `yank`, `gc`
-//! and `audit`. They authenticate with an API token, as a CI job would, and print one line per result.
+//! The commands that act on a running server through its management API (`/api/v1/`, see `api.rs`): `yank`,
+//! `promote`, `gc` and `audit`. They authenticate with an API token, as a CI job would, and print one line per result.
 
 use clap::Args;
 
@@ -27,6 +27,23 @@ pub struct YankArgs {
     /// Un-yank instead.
     #[arg(long)]
     undo: bool,
+    #[command(flatten)]
+    remote: Remote,
+}
+
+#[derive(Args)]
+pub struct PromoteArgs {
+    /// `<repo>/<package>@<version>` or `<repo>/<package>:<tag>` (`docker/app@sha256:...`, `npm/@acme/util@1.2.0`).
+    reference: String,
+    /// The repository to promote to (the same one: only add tags).
+    #[arg(long)]
+    to: String,
+    /// A tag to set in the target; repeat for more.
+    #[arg(long = "tag")]
+    tags: Vec<String>,
+    /// Remove it from the source in the same transaction.
+    #[arg(long = "move")]
+    move_: bool,
     #[command(flatten)]
     remote: Remote,
 }
@@ -94,6 +111,50 @@ pub fn yank(args: &YankArgs) -> Result<()> {
     Ok(())
 }
 
+/// `<repo>/<package>@<version>` or `<repo>/<package>:<tag>` as the API's fields. A scoped npm name starts with `@`,
+/// so only an `@` after the package's first character separates a version.
+fn reference(text: &str) -> Result<serde_json::Value> {
+    let bad = || {
+        Error::Invalid(format!(
+            "`{text}` is not <repository>/<package>@<version> or <repository>/<package>:<tag>"
+        ))
+    };
+    let (repository, rest) = text.split_once('/').ok_or_else(bad)?;
+    let at = rest
+        .char_indices()
+        .skip(1)
+        .find(|(_, c)| *c == '@')
+        .map(|(i, _)| i);
+    let (package, field, value) = match at {
+        Some(i) => (&rest[..i], "version", &rest[i + 1..]),
+        None => {
+            let (package, tag) = rest.rsplit_once(':').ok_or_else(bad)?;
+            (package, "tag", tag)
+        }
+    };
+    if repository.is_empty() || package.is_empty() || value.is_empty() {
+        return Err(bad());
+    }
+    Ok(serde_json::json!({ "repository": repository, "package": package, field: value }))
+}
+
+pub fn promote(args: &PromoteArgs) -> Result<()> {
+    let mut body = reference(&args.reference)?;
+    body["to"] = args.to.clone().into();
+    body["tags"] = args.tags.clone().into();
+    body["move"] = args.move_.into();
+    let done = args.remote.call("POST", "/api/v1/promote", Some(body))?;
+    let verb = if args.move_ { "moved" } else { "promoted" };
+    println!(
+        "{verb} {}/{}@{} to {}",
+        done["from"].as_str().unwrap_or(""),
+        done["package"].as_str().unwrap_or(""),
+        done["version"].as_str().unwrap_or(""),
+        done["to"].as_str().unwrap_or("")
+    );
+    Ok(())
+}
+
 pub fn gc(remote: &Remote) -> Result<()> {
     let collected = remote.call("POST", "/api/v1/gc", None)?;
     println!(
@@ -117,4 +178,33 @@ pub fn audit(args: &AuditArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::reference;
+
+    #[test]
+    fn references() {
+        let parsed = |t: &str| reference(t).unwrap();
+        assert_eq!(
+            parsed("docker/app@sha256:ab"),
+            serde_json::json!({"repository": "docker", "package": "app", "version": "sha256:ab"})
+        );
+        assert_eq!(
+            parsed("docker/team/app:1.0"),
+            serde_json::json!({"repository": "docker", "package": "team/app", "tag": "1.0"})
+        );
+        assert_eq!(
+            parsed("npm/@acme/util@1.2.0"),
+            serde_json::json!({"repository": "npm", "package": "@acme/util", "version": "1.2.0"})
+        );
+        assert_eq!(
+            parsed("npm/@acme/util:beta"),
+            serde_json::json!({"repository": "npm", "package": "@acme/util", "tag": "beta"})
+        );
+        for bad in ["docker", "docker/app", "/app:1", "docker/:1", "docker/app@"] {
+            assert!(reference(bad).is_err(), "{bad}");
+        }
+    }
 }

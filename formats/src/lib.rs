@@ -22,6 +22,7 @@ pub mod generic;
 pub mod maven;
 pub mod npm;
 pub mod oci;
+pub mod promote;
 pub mod pypi;
 
 use bytes::Bytes;
@@ -360,6 +361,20 @@ pub trait Format: Send + Sync {
             400,
             "UNSUPPORTED",
             format!("{} repositories do not yank versions", self.name()),
+        ))
+    }
+    /// The writes that copy a version of `package` to another repository of this format (promotion) without
+    /// moving bytes: `promote::copy_version` and whatever the format keeps beside a version. Formats whose
+    /// versions own more than that (files at paths) refuse until they say how.
+    fn promote(
+        &self,
+        _ctx: &Context<'_>,
+        _promotion: &promote::Promotion<'_>,
+    ) -> Result<Vec<Write>, Problem> {
+        Err(Problem::new(
+            400,
+            "UNSUPPORTED",
+            format!("{} repositories do not promote versions yet", self.name()),
         ))
     }
     /// The error body this format's clients understand.

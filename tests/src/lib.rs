@@ -338,6 +338,53 @@ impl Drop for Engine {
     }
 }
 
+/// npm as `admin` against `registry` (`http://.../repository/<repo>/`), with a private user config and cache in
+/// `home`.
+pub fn npm_as_admin(
+    home: &Path,
+    registry: &str,
+    password: &str,
+    dir: &Path,
+    args: &[&str],
+) -> Output {
+    use base64::Engine as _;
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("admin:{password}"));
+    let npmrc = home.join(".npmrc");
+    let host = registry.trim_start_matches("http:");
+    std::fs::write(
+        &npmrc,
+        format!("registry={registry}\n{host}:_auth={auth}\n"),
+    )
+    .unwrap();
+    Command::new(tool("npm"))
+        .args(args)
+        .current_dir(dir)
+        .env("HOME", home)
+        .env("npm_config_userconfig", &npmrc)
+        .env("npm_config_cache", home.join("cache"))
+        .env("npm_config_update_notifier", "false")
+        .output()
+        .unwrap()
+}
+
+/// Starts `wharf serve` with `config` once for the admin password, makes an API token for `admin` while it is
+/// stopped, and starts it again: the server, the password and the token.
+pub fn start_with_token(dir: &Path, config: &str) -> (Server, String, String) {
+    let file = dir.join("wharf.toml");
+    std::fs::write(&file, config).unwrap();
+    let args = ["--config", file.to_str().unwrap()];
+    let data = dir.join("data");
+    let first = Server::start(&data, &args);
+    let password = first.admin_password.clone().unwrap();
+    assert!(first.terminate().success());
+    let token = ok(wharf()
+        .args(["token", "create", "admin", "--name", "test", "--data"])
+        .arg(&data))
+    .trim()
+    .to_string();
+    (Server::start(&data, &args), password, token)
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -2,31 +2,13 @@
 //! version or link references is reclaimed after the grace period and reported in bytes; a push of the same layer
 //! while GC runs on it, repeated, never ends with a missing blob; afterwards `wharf scrub` finds nothing wrong.
 
-use std::path::Path;
 use std::time::Duration;
 
-use wharf_tests::{Server, agent, basic, ok, sha256_hex, status_and_text, wharf};
+use wharf_tests::{Server, agent, basic, ok, sha256_hex, start_with_token, status_and_text, wharf};
 
 /// A short grace so the test can wait it out; no scheduled runs, so every run is one the test started.
 const CONFIG: &str = "[storage]\ngc_grace = \"1s\"\ngc_interval = \"0s\"\n\n\
                       [[repository]]\nname = \"docker\"\nformat = \"docker\"\n";
-
-/// Starts the server once for its admin password, makes an API token while it is stopped, starts it again.
-fn start(dir: &Path) -> (Server, String, String) {
-    let config = dir.join("wharf.toml");
-    std::fs::write(&config, CONFIG).unwrap();
-    let args = ["--config", config.to_str().unwrap()];
-    let data = dir.join("data");
-    let first = Server::start(&data, &args);
-    let password = first.admin_password.clone().unwrap();
-    assert!(first.terminate().success());
-    let token = ok(wharf()
-        .args(["token", "create", "admin", "--name", "gc", "--data"])
-        .arg(&data))
-    .trim()
-    .to_string();
-    (Server::start(&data, &args), password, token)
-}
 
 struct Oci<'a> {
     server: &'a Server,
@@ -127,7 +109,7 @@ fn gc(server: &Server, token: &str) -> serde_json::Value {
 #[test]
 fn gc_reclaims_the_unreferenced_and_never_breaks_a_push() {
     let dir = tempfile::tempdir().unwrap();
-    let (server, password, token) = start(dir.path());
+    let (server, password, token) = start_with_token(dir.path(), CONFIG);
     let oci = Oci {
         server: &server,
         auth: basic("admin", &password),

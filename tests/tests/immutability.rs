@@ -3,10 +3,10 @@
 //! delete, each in the client's own words; of many racing pushes of one new immutable tag, exactly one wins.
 
 use std::path::Path;
-use std::process::Command;
 
-use base64::Engine as _;
-use wharf_tests::{Engine, Server, agent, basic, curl, ok, run, status_and_text, tool, with_stdin};
+use wharf_tests::{
+    Engine, Server, agent, basic, curl, npm_as_admin, ok, run, status_and_text, with_stdin,
+};
 
 const CONFIG: &str = r#"
 [[repository]]
@@ -200,34 +200,6 @@ fn racing_pushes_of_one_new_immutable_tag_exactly_one_wins() {
     }
 }
 
-/// npm with credentials for the server in a private user config.
-fn npm(
-    home: &Path,
-    server: &Server,
-    password: &str,
-    dir: &Path,
-    args: &[&str],
-) -> std::process::Output {
-    let registry = server.url("/repository/npm/");
-    let auth = base64::engine::general_purpose::STANDARD.encode(format!("admin:{password}"));
-    let npmrc = home.join(".npmrc");
-    let host = registry.trim_start_matches("http:");
-    std::fs::write(
-        &npmrc,
-        format!("registry={registry}\n{host}:_auth={auth}\n"),
-    )
-    .unwrap();
-    Command::new(tool("npm"))
-        .args(args)
-        .current_dir(dir)
-        .env("HOME", home)
-        .env("npm_config_userconfig", &npmrc)
-        .env("npm_config_cache", home.join("cache"))
-        .env("npm_config_update_notifier", "false")
-        .output()
-        .unwrap()
-}
-
 #[test]
 fn npm_dist_tags_and_versions_held_immutable() {
     let dir = tempfile::tempdir().unwrap();
@@ -235,7 +207,8 @@ fn npm_dist_tags_and_versions_held_immutable() {
     let password = server.admin_password.clone().unwrap();
     let home = dir.path().join("home");
     std::fs::create_dir_all(&home).unwrap();
-    let npm = |dir: &Path, args: &[&str]| npm(&home, &server, &password, dir, args);
+    let registry = server.url("/repository/npm/");
+    let npm = |dir: &Path, args: &[&str]| npm_as_admin(&home, &registry, &password, dir, args);
     let must = |dir: &Path, args: &[&str]| {
         let out = npm(dir, args);
         assert!(out.status.success(), "npm {args:?}: {}", stderr(&out));

@@ -23,6 +23,7 @@ mod publish;
 
 use wharf_storage::{Version, Write};
 
+use crate::promote::{self, Promotion};
 use crate::{Access, Commit, Context, Format, Plan, Problem, RequestHead, Response};
 use endpoint::Endpoint;
 
@@ -76,9 +77,46 @@ fn not_found(name: &str) -> Problem {
     npm_error(404, format!("package `{name}` not found"))
 }
 
+/// A promoted version brings its tarball's blob (through the version record) and dist-tags, uses up its number in
+/// the target as a publish would, and brings the package document when the target has none yet.
+fn promote(ctx: &Context<'_>, p: &Promotion<'_>) -> Result<Vec<Write>, Problem> {
+    let meta = ctx.store.meta();
+    let used = used_key(p.package, p.version);
+    if meta.kv(p.to, &used)?.is_some() && meta.version(p.to, p.package, p.version)?.is_none() {
+        return Err(npm_error(
+            409,
+            format!(
+                "{}@{} was in {} before and was unpublished: a version number is used once",
+                p.package, p.version, p.to
+            ),
+        ));
+    }
+    let mut writes = promote::copy_version(ctx, p)?;
+    writes.push(Write::PutKv {
+        repo: p.to.into(),
+        key: used,
+        value: Vec::new(),
+    });
+    let doc = doc_key(p.package);
+    if meta.kv(p.to, &doc)?.is_none()
+        && let Some(value) = meta.kv(p.from, &doc)?
+    {
+        writes.push(Write::PutKv {
+            repo: p.to.into(),
+            key: doc,
+            value,
+        });
+    }
+    Ok(writes)
+}
+
 impl Format for Npm {
     fn name(&self) -> &str {
         "npm"
+    }
+
+    fn promote(&self, ctx: &Context<'_>, p: &Promotion<'_>) -> Result<Vec<Write>, Problem> {
+        promote(ctx, p)
     }
 
     fn classify(&self, head: &RequestHead) -> Result<Access, Problem> {

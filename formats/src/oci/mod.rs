@@ -22,8 +22,9 @@ mod catalog;
 mod endpoint;
 mod manifests;
 
-use wharf_storage::{BlobInfo, Digest, Store};
+use wharf_storage::{BlobInfo, Digest, Store, Write};
 
+use crate::promote::{self, Promotion};
 use crate::{Access, Commit, Context, Format, Plan, Problem, RequestHead, Response};
 pub use catalog::catalog;
 use endpoint::{Endpoint, OciDigest, Request};
@@ -124,9 +125,46 @@ fn linked(
     Ok(store.blob(&stored)?.map(|_| stored))
 }
 
+/// The writes that make a promoted manifest pullable in the target: the version and its tags, and a link in the
+/// target image for every blob it names. An image index brings its platform manifests (versions of the same image)
+/// along, with their links.
+fn promote(ctx: &Context<'_>, p: &Promotion<'_>) -> Result<Vec<Write>, Problem> {
+    let mut writes = promote::copy_version(ctx, p)?;
+    let record = promote::source_version(ctx, p)?;
+    let mut blobs = record.blobs.clone();
+    for digest in &record.blobs {
+        let child = digest.to_string();
+        if child == p.version {
+            continue;
+        }
+        if let Some(platform) = ctx.store.meta().version(p.from, p.package, &child)? {
+            writes.extend(promote::copy_version(
+                ctx,
+                &Promotion {
+                    version: &child,
+                    ..*p
+                },
+            )?);
+            blobs.extend(platform.blobs);
+        }
+    }
+    blobs.sort();
+    blobs.dedup();
+    writes.extend(blobs.into_iter().map(|digest| Write::PutKv {
+        repo: p.to.into(),
+        key: link_key(p.package, &OciDigest::Sha256(digest)),
+        value: digest.to_string().into_bytes(),
+    }));
+    Ok(writes)
+}
+
 impl Format for Oci {
     fn name(&self) -> &str {
         "docker"
+    }
+
+    fn promote(&self, ctx: &Context<'_>, p: &Promotion<'_>) -> Result<Vec<Write>, Problem> {
+        promote(ctx, p)
     }
 
     fn classify(&self, head: &RequestHead) -> Result<Access, Problem> {
