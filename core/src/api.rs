@@ -6,6 +6,8 @@
 //! PUT    /api/v1/repositories/<repo>/packages/<package>/versions/<version>/yank   {"reason": "..."} (optional)
 //! DELETE /api/v1/repositories/<repo>/packages/<package>/versions/<version>/yank   un-yank
 //! POST   /api/v1/promote                 {"repository", "package", "version" | "tag", "to", "tags": [], "move"}
+//! PUT    /api/v1/repositories/<repo>/retention        an ECR lifecycle policy, verbatim (admin); GET, DELETE
+//! POST   /api/v1/repositories/<repo>/retention/run?dry_run=true   the plan: every version, kept or removed, and why
 //! POST   /api/v1/gc                      run garbage collection now (admin): {"blobs", "bytes", "millis"}
 //! GET    /api/v1/audit?limit=N           the newest audit events first (admin), at most 10,000
 //! ```
@@ -32,6 +34,17 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         web::resource("/api/v1/promote")
             .app_data(web::PayloadConfig::new(MAX_BODY))
             .route(web::post().to(promote)),
+    )
+    .service(
+        web::resource("/api/v1/repositories/{repo}/retention")
+            .app_data(web::PayloadConfig::new(MAX_BODY))
+            .route(web::put().to(retention_policy))
+            .route(web::get().to(retention_policy))
+            .route(web::delete().to(retention_policy)),
+    )
+    .route(
+        "/api/v1/repositories/{repo}/retention/run",
+        web::post().to(retention_run),
     )
     .route("/api/v1/gc", web::post().to(gc))
     .route("/api/v1/audit", web::get().to(audit));
@@ -118,8 +131,11 @@ async fn promote(req: HttpRequest, body: web::Bytes, app: web::Data<App>) -> Htt
         }));
         let moved = asked.move_ && asked.to != asked.repository;
         if moved {
-            writes.extend(wharf_formats::promote::remove_from_source(
-                &ctx, &promotion,
+            writes.extend(wharf_formats::promote::removal(
+                &ctx,
+                &asked.repository,
+                &asked.package,
+                &version,
             )?);
         }
         let with_tags = match asked.tags.is_empty() {
@@ -151,6 +167,68 @@ fn valid_tag(tag: &str) -> bool {
         && tag
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
+
+/// PUT sets the policy (ECR's JSON), GET shows it, DELETE removes it.
+async fn retention_policy(
+    req: HttpRequest,
+    repo: web::Path<String>,
+    body: web::Bytes,
+    app: web::Data<App>,
+) -> HttpResponse {
+    let outcome = async {
+        let principal = admin(&app, &req).await?;
+        if !app.repos.contains_key(repo.as_str()) {
+            return Err(Problem::not_found(format!("no repository named `{repo}`")));
+        }
+        let method = req.method().clone();
+        if method == actix_web::http::Method::GET {
+            let policy = crate::retention::policy(&app, &repo)?.ok_or_else(|| {
+                Problem::not_found(format!("repository `{repo}` has no retention policy"))
+            })?;
+            return serde_json::to_value(policy).map_err(Problem::internal);
+        }
+        let policy = match method == actix_web::http::Method::PUT {
+            true => Some(wharf_formats::retention::Policy::parse(&body)?),
+            false => None,
+        };
+        crate::retention::set_policy(&app, &repo, policy.as_ref(), &principal).await?;
+        serde_json::to_value(policy).map_err(Problem::internal)
+    };
+    match outcome.await {
+        Ok(value) => HttpResponse::Ok().json(value),
+        Err(problem) => error(&problem),
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct RunQuery {
+    #[serde(default)]
+    dry_run: bool,
+}
+
+async fn retention_run(
+    req: HttpRequest,
+    repo: web::Path<String>,
+    query: web::Query<RunQuery>,
+    app: web::Data<App>,
+) -> HttpResponse {
+    let outcome = async {
+        let principal = admin(&app, &req).await?;
+        crate::retention::run(&app, &repo, query.dry_run, &principal).await
+    };
+    match outcome.await {
+        Ok(decisions) => {
+            let removed = decisions.iter().filter(|d| d.remove).count();
+            HttpResponse::Ok().json(serde_json::json!({
+                "dry_run": query.dry_run,
+                "removed": removed,
+                "kept": decisions.len() - removed,
+                "decisions": decisions,
+            }))
+        }
+        Err(problem) => error(&problem),
+    }
 }
 
 async fn gc(req: HttpRequest, app: web::Data<App>) -> HttpResponse {

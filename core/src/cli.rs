@@ -1,8 +1,8 @@
-//! The command line: `serve`, `check-config`, `scrub`, `user`, `token`, `yank`, `promote`, `gc` and `audit`. Each command prints one clear line on
+//! The command line: `serve`, `check-config`, `scrub`, `user`, `token`, `yank`, `promote`, `retention`, `gc` and `audit`. Each command prints one clear line on
 //! failure and exits non-zero (2 for a configuration with mistakes, 1 otherwise); none panics on bad input.
 //!
 //! `scrub`, `user` and `token` open the data directory themselves, so they run while the server is stopped (the
-//! metadata store admits one process at a time and says so). `yank`, `promote`, `gc` and `audit` ask a running server, through
+//! metadata store admits one process at a time and says so). `yank`, `promote`, `retention`, `gc` and `audit` ask a running server, through
 //! the management API, with an API token (`remote.rs`).
 
 use std::io::BufRead;
@@ -17,7 +17,7 @@ use wharf_storage::{AuditEvent, Options, Store, Write};
 
 use crate::error::{Error, Result};
 use crate::observe::{LogFormat, init_logging};
-use crate::remote::{self, AuditArgs, PromoteArgs, Remote, YankArgs};
+use crate::remote::{self, AuditArgs, PromoteArgs, Remote, RetentionCommand, YankArgs};
 
 #[derive(Parser)]
 #[command(
@@ -52,6 +52,11 @@ enum Command {
     Yank(YankArgs),
     /// Copy (or --move) a version with its tags to another repository of the same format, without moving bytes.
     Promote(PromoteArgs),
+    /// Set a repository's retention policy, or run it (--dry-run prints the plan and changes nothing).
+    Retention {
+        #[command(subcommand)]
+        command: RetentionCommand,
+    },
     /// Run garbage collection on a running server now (an administrator's token).
     Gc(Remote),
     /// Print a running server's newest audit events (an administrator's token).
@@ -133,6 +138,7 @@ pub fn main() -> ExitCode {
             Command::Token { command } => token(command).await,
             Command::Yank(args) => remote::yank(&args),
             Command::Promote(args) => remote::promote(&args),
+            Command::Retention { command } => remote::retention(&command),
             Command::Gc(args) => remote::gc(&args),
             Command::Audit(args) => remote::audit(&args),
         }

@@ -48,7 +48,8 @@ pub async fn run(app: &App, principal: &str) -> Result<Collected, Problem> {
     Ok(collected)
 }
 
-/// Runs GC every `storage.gc_interval` (none when it is zero) for as long as the runtime lives.
+/// Every `storage.gc_interval` (never when it is zero), for as long as the runtime lives: retention on each
+/// repository that has a policy, then GC, which reclaims what retention let go.
 pub fn schedule(app: Arc<App>) {
     let every = app.config.storage.gc_interval.get();
     if every == Duration::ZERO {
@@ -59,6 +60,17 @@ pub fn schedule(app: Arc<App>) {
         ticks.tick().await;
         loop {
             ticks.tick().await;
+            for repo in app.repos.keys() {
+                let result = match crate::retention::policy(&app, repo) {
+                    Ok(Some(_)) => crate::retention::run(&app, repo, false, "system")
+                        .await
+                        .map(|_| ()),
+                    other => other.map(|_| ()),
+                };
+                if let Err(problem) = result {
+                    tracing::error!(repository = %repo, message = %problem.message, "scheduled retention failed");
+                }
+            }
             if let Err(problem) = run(&app, "system").await {
                 tracing::error!(message = %problem.message, detail = problem.detail.as_deref().unwrap_or(""), "scheduled GC failed");
             }

@@ -11,6 +11,7 @@ pub mod form;
 pub mod gc;
 pub mod observe;
 pub mod remote;
+pub mod retention;
 pub mod serve;
 pub mod server;
 pub mod v2;

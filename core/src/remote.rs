@@ -1,5 +1,5 @@
 //! The commands that act on a running server through its management API (`/api/v1/`, see `api.rs`): `yank`,
-//! `promote`, `gc` and `audit`. They authenticate with an API token, as a CI job would, and print one line per result.
+//! `promote`, `retention`, `gc` and `audit`. They authenticate with an API token, as a CI job would, and print one line per result.
 
 use clap::Args;
 
@@ -46,6 +46,28 @@ pub struct PromoteArgs {
     move_: bool,
     #[command(flatten)]
     remote: Remote,
+}
+
+#[derive(clap::Subcommand)]
+pub enum RetentionCommand {
+    /// Set a repository's policy from an ECR lifecycle policy file, verbatim.
+    Import {
+        #[arg(long)]
+        ecr: std::path::PathBuf,
+        #[arg(long)]
+        repository: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Apply a repository's policy now, or with --dry-run only print what it would do. Prints every version.
+    Run {
+        #[arg(long)]
+        repository: String,
+        #[arg(long)]
+        dry_run: bool,
+        #[command(flatten)]
+        remote: Remote,
+    },
 }
 
 #[derive(Args)]
@@ -152,6 +174,61 @@ pub fn promote(args: &PromoteArgs) -> Result<()> {
         done["version"].as_str().unwrap_or(""),
         done["to"].as_str().unwrap_or("")
     );
+    Ok(())
+}
+
+pub fn retention(command: &RetentionCommand) -> Result<()> {
+    match command {
+        RetentionCommand::Import {
+            ecr,
+            repository,
+            remote,
+        } => {
+            let text = std::fs::read(ecr)
+                .map_err(|e| Error::Invalid(format!("cannot read {}: {e}", ecr.display())))?;
+            let policy: serde_json::Value = serde_json::from_slice(&text)
+                .map_err(|e| Error::Invalid(format!("{} is not JSON: {e}", ecr.display())))?;
+            let path = format!("/api/v1/repositories/{repository}/retention");
+            let stored = remote.call("PUT", &path, Some(policy))?;
+            let rules = stored["rules"].as_array().map_or(0, Vec::len);
+            println!("retention policy of {repository} set: {rules} rules");
+        }
+        RetentionCommand::Run {
+            repository,
+            dry_run,
+            remote,
+        } => {
+            let path = format!("/api/v1/repositories/{repository}/retention/run?dry_run={dry_run}");
+            let plan = remote.call("POST", &path, None)?;
+            for d in plan["decisions"].as_array().into_iter().flatten() {
+                let tags: Vec<&str> = d["tags"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|t| t.as_str())
+                    .collect();
+                let rule = match d["rule"].as_u64() {
+                    Some(rule) => format!("rule {rule}: "),
+                    None => String::new(),
+                };
+                println!(
+                    "{}  {}@{}  [{}]  pushed {}  {rule}{}",
+                    if d["remove"] == true {
+                        "remove"
+                    } else {
+                        "keep  "
+                    },
+                    d["package"].as_str().unwrap_or(""),
+                    d["version"].as_str().unwrap_or(""),
+                    tags.join(","),
+                    wharf_formats::dates::iso(d["pushed"].as_u64().unwrap_or(0)),
+                    d["why"].as_str().unwrap_or("")
+                );
+            }
+            let verb = if *dry_run { "would remove" } else { "removed" };
+            println!("{verb} {}, kept {}", plan["removed"], plan["kept"]);
+        }
+    }
     Ok(())
 }
 

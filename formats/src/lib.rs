@@ -24,6 +24,7 @@ pub mod npm;
 pub mod oci;
 pub mod promote;
 pub mod pypi;
+pub mod retention;
 
 use bytes::Bytes;
 use wharf_storage::{BlobInfo, Digest, Store, Want, Write};
@@ -375,6 +376,22 @@ pub trait Format: Send + Sync {
             400,
             "UNSUPPORTED",
             format!("{} repositories do not promote versions yet", self.name()),
+        ))
+    }
+    /// The writes that remove a version retention expires, as the format's own delete would (its tags go with
+    /// it). An error keeps the version, and the retention plan shows the message; formats whose versions own more
+    /// than a record and tags (files at paths) refuse until they say how.
+    fn expire(
+        &self,
+        _ctx: &Context<'_>,
+        _repo: &str,
+        _package: &str,
+        _version: &str,
+    ) -> Result<Vec<Write>, Problem> {
+        Err(Problem::new(
+            400,
+            "UNSUPPORTED",
+            format!("retention does not remove {} versions yet", self.name()),
         ))
     }
     /// The error body this format's clients understand.

@@ -83,20 +83,26 @@ pub fn tags_of(
         .collect())
 }
 
-/// For a move: the writes that remove the version and its tags from the source.
-pub fn remove_from_source(ctx: &Context<'_>, p: &Promotion<'_>) -> Result<Vec<Write>, Problem> {
-    let mut writes: Vec<Write> = tags_of(ctx, p.from, p.package, p.version)?
+/// The writes that remove a version and the tags pointing at it: the source's side of a move, and what retention
+/// does to an expired OCI manifest or npm version.
+pub fn removal(
+    ctx: &Context<'_>,
+    repo: &str,
+    package: &str,
+    version: &str,
+) -> Result<Vec<Write>, Problem> {
+    let mut writes: Vec<Write> = tags_of(ctx, repo, package, version)?
         .into_iter()
         .map(|tag| Write::DeleteTag {
-            repo: p.from.into(),
-            package: p.package.into(),
+            repo: repo.into(),
+            package: package.into(),
             tag,
         })
         .collect();
     writes.push(Write::DeleteVersion {
-        repo: p.from.into(),
-        package: p.package.into(),
-        version: p.version.into(),
+        repo: repo.into(),
+        package: package.into(),
+        version: version.into(),
     });
     Ok(writes)
 }

@@ -18,7 +18,18 @@ use crate::digest::{Checksums, Digest};
 
 pub type Time = u64;
 
+/// Unix seconds. With `WHARF_CLOCK_FILE` set (the test clock: retention's tests push versions "days ago"), the
+/// time is read from that file on every call, falling back to the system clock while it holds no number.
 pub fn now() -> Time {
+    static CLOCK: std::sync::OnceLock<Option<std::path::PathBuf>> = std::sync::OnceLock::new();
+    let clock = CLOCK.get_or_init(|| std::env::var_os("WHARF_CLOCK_FILE").map(Into::into));
+    if let Some(secs) = clock
+        .as_ref()
+        .and_then(|path| std::fs::read_to_string(path).ok())
+        .and_then(|text| text.trim().parse().ok())
+    {
+        return secs;
+    }
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())

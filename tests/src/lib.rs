@@ -83,10 +83,16 @@ pub struct Server {
 impl Server {
     /// Starts `wharf serve` on 127.0.0.1:0 with `data` as its data directory and waits until it listens.
     pub fn start(data: &Path, args: &[&str]) -> Server {
+        Server::start_env(data, args, &[])
+    }
+
+    /// `start` with extra environment variables (the test clock, `WHARF_CLOCK_FILE`).
+    pub fn start_env(data: &Path, args: &[&str], env: &[(&str, &Path)]) -> Server {
         let mut child = wharf()
             .args(["serve", "--listen", "127.0.0.1:0", "--data"])
             .arg(data)
             .args(args)
+            .envs(env.iter().map(|(k, v)| (*k, *v)))
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -370,11 +376,20 @@ pub fn npm_as_admin(
 /// Starts `wharf serve` with `config` once for the admin password, makes an API token for `admin` while it is
 /// stopped, and starts it again: the server, the password and the token.
 pub fn start_with_token(dir: &Path, config: &str) -> (Server, String, String) {
+    start_with_token_env(dir, config, &[])
+}
+
+/// `start_with_token` with extra environment variables for the server.
+pub fn start_with_token_env(
+    dir: &Path,
+    config: &str,
+    env: &[(&str, &Path)],
+) -> (Server, String, String) {
     let file = dir.join("wharf.toml");
     std::fs::write(&file, config).unwrap();
     let args = ["--config", file.to_str().unwrap()];
     let data = dir.join("data");
-    let first = Server::start(&data, &args);
+    let first = Server::start_env(&data, &args, env);
     let password = first.admin_password.clone().unwrap();
     assert!(first.terminate().success());
     let token = ok(wharf()
@@ -382,7 +397,7 @@ pub fn start_with_token(dir: &Path, config: &str) -> (Server, String, String) {
         .arg(&data))
     .trim()
     .to_string();
-    (Server::start(&data, &args), password, token)
+    (Server::start_env(&data, &args, env), password, token)
 }
 
 #[cfg(test)]

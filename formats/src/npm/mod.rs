@@ -119,6 +119,22 @@ impl Format for Npm {
         promote(ctx, p)
     }
 
+    /// An expired version goes with its dist-tags, except the one `latest` names: npm installs `latest` when no
+    /// version is asked for, so it is kept (the plan says so) until a publish moves `latest` on.
+    fn expire(
+        &self,
+        ctx: &Context<'_>,
+        repo: &str,
+        name: &str,
+        version: &str,
+    ) -> Result<Vec<Write>, Problem> {
+        let latest = ctx.store.meta().tag(repo, name, "latest")?;
+        if latest.is_some_and(|t| t.version == version) {
+            return Err(npm_error(409, "the latest dist-tag points at it"));
+        }
+        promote::removal(ctx, repo, name, version)
+    }
+
     fn classify(&self, head: &RequestHead) -> Result<Access, Problem> {
         Ok(Endpoint::parse(head)?.access())
     }

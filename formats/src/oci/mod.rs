@@ -167,6 +167,16 @@ impl Format for Oci {
         promote(ctx, p)
     }
 
+    fn expire(
+        &self,
+        ctx: &Context<'_>,
+        repo: &str,
+        image: &str,
+        digest: &str,
+    ) -> Result<Vec<Write>, Problem> {
+        promote::removal(ctx, repo, image, digest)
+    }
+
     fn classify(&self, head: &RequestHead) -> Result<Access, Problem> {
         Ok(Request::parse(head)?.access())
     }

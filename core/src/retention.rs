@@ -1,0 +1,168 @@
+//! Running retention on a repository (`formats/src/retention.rs` decides; this plans over the store and carries the
+//! plan out). The policy is stored with the repository (kv `retention:policy`), set through the API or
+//! `wharf retention import`. A run walks every package, judges its versions, keeps what is immutable or what the
+//! format will not remove (the plan says why), and, unless it is a dry run, applies each package's removals in
+//! one transaction, with an audit event per removed version. The dry run and the real run make the same plan.
+
+use wharf_formats::Problem;
+use wharf_formats::retention::{Decision, Item, Policy, evaluate};
+use wharf_storage::{AuditEvent, RepositoryRecord, Write, now};
+
+use crate::server::App;
+
+const POLICY_KEY: &str = "retention:policy";
+/// Packages, versions and tags are read in pages of this many.
+const PAGE: usize = 1000;
+
+pub fn policy(app: &App, repo: &str) -> Result<Option<Policy>, Problem> {
+    match app.store.meta().kv(repo, POLICY_KEY)? {
+        Some(json) => Policy::parse(&json).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// Stores (or with `None` removes) a repository's policy.
+pub async fn set_policy(
+    app: &App,
+    repo: &str,
+    policy: Option<&Policy>,
+    principal: &str,
+) -> Result<(), Problem> {
+    let write = match policy {
+        Some(policy) => Write::PutKv {
+            repo: repo.into(),
+            key: POLICY_KEY.into(),
+            value: serde_json::to_vec(policy).map_err(Problem::internal)?,
+        },
+        None => Write::DeleteKv {
+            repo: repo.into(),
+            key: POLICY_KEY.into(),
+        },
+    };
+    let event = AuditEvent {
+        time: 0,
+        principal: principal.into(),
+        action: "retention-policy".into(),
+        target: format!(
+            "{repo}: {}",
+            if policy.is_some() { "set" } else { "removed" }
+        ),
+    };
+    app.store.apply(&[write], &[event]).await?;
+    Ok(())
+}
+
+/// Plans retention for `repo` and, unless `dry_run`, carries the plan out. Every version gets a decision.
+pub async fn run(
+    app: &App,
+    repo: &str,
+    dry_run: bool,
+    principal: &str,
+) -> Result<Vec<Decision>, Problem> {
+    let policy = policy(app, repo)?.ok_or_else(|| {
+        Problem::not_found(format!("repository `{repo}` has no retention policy"))
+    })?;
+    let record = app
+        .store
+        .meta()
+        .repository(repo)?
+        .ok_or_else(|| Problem::not_found(format!("no repository named `{repo}`")))?;
+    let mut decisions = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let packages = app.store.meta().packages(repo, after.as_deref(), PAGE)?;
+        let full = packages.len() == PAGE;
+        after = packages.last().map(|(name, _)| name.clone());
+        for (package, _) in packages {
+            let (judged, writes) = plan(app, &record, &policy, &package)?;
+            if !dry_run && !writes.is_empty() {
+                let events: Vec<AuditEvent> = judged
+                    .iter()
+                    .filter(|d| d.remove)
+                    .map(|d| AuditEvent {
+                        time: 0,
+                        principal: principal.into(),
+                        action: "retention".into(),
+                        target: format!("{repo}/{}@{}: {}", package, d.item.version, d.why),
+                    })
+                    .collect();
+                app.store.apply(&writes, &events).await?;
+            }
+            decisions.extend(judged);
+        }
+        if !full {
+            break;
+        }
+    }
+    Ok(decisions)
+}
+
+/// One package's decisions and the writes that carry them out.
+fn plan(
+    app: &App,
+    record: &RepositoryRecord,
+    policy: &Policy,
+    package: &str,
+) -> Result<(Vec<Decision>, Vec<Write>), Problem> {
+    let meta = app.store.meta();
+    let repo = record.name.as_str();
+    let tags = paged(|after| meta.tags(repo, package, after, PAGE))?;
+    let items = paged(|after| meta.versions(repo, package, after, PAGE))?
+        .into_iter()
+        .map(|(version, v)| Item {
+            package: package.into(),
+            tags: tags
+                .iter()
+                .filter(|(_, t)| t.version == version)
+                .map(|(name, _)| name.clone())
+                .collect(),
+            version,
+            pushed: v.created,
+        })
+        .collect();
+    let format = &app
+        .repos
+        .get(repo)
+        .ok_or_else(|| Problem::not_found(format!("repository `{repo}` is not served")))?
+        .format;
+    let ctx = crate::dispatch::context(app);
+    let mut decisions = evaluate(policy, items, now());
+    let mut writes = Vec::new();
+    for decision in decisions.iter_mut().filter(|d| d.remove) {
+        let item = &decision.item;
+        let kept = if record.is_immutable(&item.version)
+            || item.tags.iter().any(|t| record.is_immutable(t))
+        {
+            Some("it is immutable".to_string())
+        } else {
+            match format.expire(&ctx, repo, package, &item.version) {
+                Ok(removal) => {
+                    writes.extend(removal);
+                    None
+                }
+                Err(problem) => Some(problem.message),
+            }
+        };
+        if let Some(reason) = kept {
+            decision.remove = false;
+            decision.why = format!("{reason}, so kept ({})", decision.why);
+        }
+    }
+    Ok((decisions, writes))
+}
+
+/// Every page of a listing that takes "start after".
+fn paged<T>(
+    mut page: impl FnMut(Option<&str>) -> wharf_storage::Result<Vec<(String, T)>>,
+) -> Result<Vec<(String, T)>, Problem> {
+    let mut all: Vec<(String, T)> = Vec::new();
+    loop {
+        let after = all.last().map(|(name, _)| name.clone());
+        let next = page(after.as_deref())?;
+        let full = next.len() == PAGE;
+        all.extend(next);
+        if !full {
+            return Ok(all);
+        }
+    }
+}

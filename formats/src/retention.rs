@@ -1,0 +1,331 @@
+//! Retention: lifecycle rules per repository, in the JSON of ECR's lifecycle policies (accepted verbatim) and
+//! evaluated as ECR documents it. Each package (an image, an npm package) is judged on its own: its versions are
+//! the items, the tags pointing at a version make it tagged, its push time is the version's creation time.
+//!
+//! - Rules run in `rulePriority` order, lowest first. A rule selects the items not claimed by an earlier rule whose
+//!   tags match (`tagged`: some tag starts with every prefix of `tagPrefixList`, or matches every pattern of
+//!   `tagPatternList`; `untagged`: no tag; `any`: all) and claims them: a later rule never sees them again.
+//! - `imageCountMoreThan` keeps the newest `countNumber` of its selection and expires the rest;
+//!   `sinceImagePushed` expires those pushed more than `countNumber` days ago.
+//! - What no rule selects is kept. An immutable version or tag is kept whatever a rule says, and so is what the
+//!   format refuses to remove (`Format::expire`): the plan says why, and the real run does exactly what the plan
+//!   says.
+
+use serde::{Deserialize, Serialize};
+use wharf_storage::{Time, glob};
+
+use crate::Problem;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Policy {
+    pub rules: Vec<Rule>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Rule {
+    pub rule_priority: u32,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description: String,
+    pub selection: Selection,
+    pub action: Action,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Selection {
+    pub tag_status: TagStatus,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tag_prefix_list: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tag_pattern_list: Vec<String>,
+    pub count_type: CountType,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count_unit: Option<String>,
+    pub count_number: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TagStatus {
+    Tagged,
+    Untagged,
+    Any,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum CountType {
+    ImageCountMoreThan,
+    SinceImagePushed,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Action {
+    #[serde(rename = "type")]
+    pub kind: String,
+}
+
+impl Policy {
+    /// Reads a policy and checks it as ECR does; the message says what to fix.
+    pub fn parse(json: &[u8]) -> Result<Policy, Problem> {
+        let policy: Policy = serde_json::from_slice(json)
+            .map_err(|e| Problem::bad_request(format!("not a lifecycle policy: {e}")))?;
+        policy.check().map_err(Problem::bad_request)?;
+        Ok(policy)
+    }
+
+    fn check(&self) -> Result<(), String> {
+        let mut priorities: Vec<u32> = self.rules.iter().map(|r| r.rule_priority).collect();
+        priorities.sort_unstable();
+        if priorities.windows(2).any(|w| w[0] == w[1]) {
+            return Err("each rule needs its own rulePriority".into());
+        }
+        let highest = priorities.last().copied().unwrap_or(0);
+        let mut untagged = 0;
+        for rule in &self.rules {
+            let s = &rule.selection;
+            let at = format!("rule {}", rule.rule_priority);
+            if rule.action.kind != "expire" {
+                return Err(format!("{at}: the only action is {{\"type\": \"expire\"}}"));
+            }
+            let (prefixes, patterns) = (
+                !s.tag_prefix_list.is_empty(),
+                !s.tag_pattern_list.is_empty(),
+            );
+            match s.tag_status {
+                TagStatus::Tagged if prefixes == patterns => {
+                    return Err(format!(
+                        "{at}: a tagged rule needs tagPrefixList or tagPatternList, not both"
+                    ));
+                }
+                TagStatus::Untagged | TagStatus::Any if prefixes || patterns => {
+                    return Err(format!("{at}: only a tagged rule lists tags"));
+                }
+                TagStatus::Untagged => untagged += 1,
+                TagStatus::Any if rule.rule_priority != highest => {
+                    return Err(format!(
+                        "{at}: a rule of tagStatus any must have the highest rulePriority"
+                    ));
+                }
+                _ => {}
+            }
+            if s.tag_pattern_list
+                .iter()
+                .any(|p| p.matches('*').count() > 4)
+            {
+                return Err(format!("{at}: a tag pattern has at most four wildcards"));
+            }
+            match (s.count_type, s.count_unit.as_deref()) {
+                (CountType::SinceImagePushed, Some("days"))
+                | (CountType::ImageCountMoreThan, None) => {}
+                (CountType::SinceImagePushed, _) => {
+                    return Err(format!(
+                        "{at}: sinceImagePushed needs \"countUnit\": \"days\""
+                    ));
+                }
+                (CountType::ImageCountMoreThan, Some(_)) => {
+                    return Err(format!("{at}: imageCountMoreThan takes no countUnit"));
+                }
+            }
+            if s.count_number == 0 {
+                return Err(format!("{at}: countNumber must be at least 1"));
+            }
+        }
+        if untagged > 1 {
+            return Err("only one rule may select untagged items".into());
+        }
+        Ok(())
+    }
+}
+
+impl Selection {
+    fn selects(&self, tags: &[String]) -> bool {
+        match self.tag_status {
+            TagStatus::Any => true,
+            TagStatus::Untagged => tags.is_empty(),
+            TagStatus::Tagged => {
+                !tags.is_empty()
+                    && self
+                        .tag_prefix_list
+                        .iter()
+                        .all(|prefix| tags.iter().any(|t| t.starts_with(prefix.as_str())))
+                    && self
+                        .tag_pattern_list
+                        .iter()
+                        .all(|pattern| tags.iter().any(|t| glob(pattern, t)))
+            }
+        }
+    }
+}
+
+/// A version as retention sees it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Item {
+    pub package: String,
+    pub version: String,
+    pub tags: Vec<String>,
+    pub pushed: Time,
+}
+
+/// What happens to an item, and which rule (if any) decided it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Decision {
+    #[serde(flatten)]
+    pub item: Item,
+    pub remove: bool,
+    pub rule: Option<u32>,
+    pub why: String,
+}
+
+/// Judges the versions of one package at time `now`.
+pub fn evaluate(policy: &Policy, items: Vec<Item>, now: Time) -> Vec<Decision> {
+    let mut decisions: Vec<Option<Decision>> = vec![None; items.len()];
+    let mut rules: Vec<&Rule> = policy.rules.iter().collect();
+    rules.sort_by_key(|r| r.rule_priority);
+    for rule in rules {
+        let s = &rule.selection;
+        let mut selected: Vec<usize> = (0..items.len())
+            .filter(|&i| decisions[i].is_none() && s.selects(&items[i].tags))
+            .collect();
+        // Newest first; equal push times fall back to the version, so a plan is the same every time.
+        selected.sort_by(|&a, &b| {
+            (items[b].pushed, &items[b].version).cmp(&(items[a].pushed, &items[a].version))
+        });
+        for (rank, &i) in selected.iter().enumerate() {
+            let (remove, why) = match s.count_type {
+                CountType::ImageCountMoreThan => (
+                    rank as u64 >= s.count_number,
+                    format!(
+                        "{} the newest {}",
+                        if rank as u64 >= s.count_number {
+                            "beyond"
+                        } else {
+                            "among"
+                        },
+                        s.count_number
+                    ),
+                ),
+                CountType::SinceImagePushed => {
+                    let age = now.saturating_sub(items[i].pushed) / 86_400;
+                    (
+                        age >= s.count_number,
+                        format!("pushed {age} days ago, limit {} days", s.count_number),
+                    )
+                }
+            };
+            decisions[i] = Some(Decision {
+                item: items[i].clone(),
+                remove,
+                rule: Some(rule.rule_priority),
+                why,
+            });
+        }
+    }
+    decisions
+        .into_iter()
+        .zip(items)
+        .map(|(decision, item)| {
+            decision.unwrap_or(Decision {
+                item,
+                remove: false,
+                rule: None,
+                why: "no rule selects it".into(),
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The policy of ECR's user guide example: expire untagged after 7 days, keep the last 10 tagged `v`.
+    const GUIDE: &str = r#"{"rules": [
+        {"rulePriority": 1, "description": "Expire untagged images older than 7 days",
+         "selection": {"tagStatus": "untagged", "countType": "sinceImagePushed", "countUnit": "days", "countNumber": 7},
+         "action": {"type": "expire"}},
+        {"rulePriority": 2, "description": "Keep last 10 v images",
+         "selection": {"tagStatus": "tagged", "tagPrefixList": ["v"], "countType": "imageCountMoreThan", "countNumber": 10},
+         "action": {"type": "expire"}}
+    ]}"#;
+
+    fn item(version: &str, tags: &[&str], pushed: Time) -> Item {
+        Item {
+            package: "app".into(),
+            version: version.into(),
+            tags: tags.iter().map(|t| t.to_string()).collect(),
+            pushed,
+        }
+    }
+
+    #[test]
+    fn the_guide_policy_keeps_ten_and_expires_old_untagged() {
+        let policy = Policy::parse(GUIDE.as_bytes()).unwrap();
+        let day = 86_400;
+        let now = 100 * day;
+        let mut items: Vec<Item> = (0..15)
+            .map(|i| {
+                item(
+                    &format!("m{i:02}"),
+                    &[&format!("v1.{i}")],
+                    now - (30 - i) * day,
+                )
+            })
+            .collect();
+        items.push(item("other", &["latest"], now - 60 * day));
+        items.push(item("old", &[], now - 8 * day));
+        items.push(item("young", &[], now - 6 * day));
+        let decisions = evaluate(&policy, items, now);
+        let removed: Vec<&str> = decisions
+            .iter()
+            .filter(|d| d.remove)
+            .map(|d| d.item.version.as_str())
+            .collect();
+        assert_eq!(removed, ["m00", "m01", "m02", "m03", "m04", "old"]);
+        let other = decisions
+            .iter()
+            .find(|d| d.item.version == "other")
+            .unwrap();
+        assert_eq!((other.remove, other.rule), (false, None));
+    }
+
+    #[test]
+    fn policies_are_checked_as_ecr_checks_them() {
+        let rule = |priority: u32, selection: &str| {
+            format!(
+                r#"{{"rulePriority": {priority}, "selection": {selection}, "action": {{"type": "expire"}}}}"#
+            )
+        };
+        let any = r#"{"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": 5}"#;
+        let untagged =
+            r#"{"tagStatus": "untagged", "countType": "imageCountMoreThan", "countNumber": 5}"#;
+        let tagged_bare =
+            r#"{"tagStatus": "tagged", "countType": "imageCountMoreThan", "countNumber": 5}"#;
+        let days_missing =
+            r#"{"tagStatus": "untagged", "countType": "sinceImagePushed", "countNumber": 5}"#;
+        for (rules, message) in [
+            (
+                vec![rule(1, any), rule(2, untagged)],
+                "highest rulePriority",
+            ),
+            (
+                vec![rule(1, untagged), rule(1, tagged_bare)],
+                "its own rulePriority",
+            ),
+            (
+                vec![rule(1, tagged_bare)],
+                "needs tagPrefixList or tagPatternList",
+            ),
+            (vec![rule(1, days_missing)], "countUnit"),
+            (vec![rule(1, untagged), rule(2, untagged)], "only one rule"),
+        ] {
+            let json = format!(r#"{{"rules": [{}]}}"#, rules.join(","));
+            let error = Policy::parse(json.as_bytes()).unwrap_err();
+            assert!(error.message.contains(message), "{json}: {}", error.message);
+        }
+        assert!(Policy::parse(br#"{"rules": [], "extra": 1}"#).is_err());
+    }
+}

@@ -1,0 +1,263 @@
+//! Retention with an ECR lifecycle policy imported verbatim: 15 `v*` tags, 3 other tags and untagged manifests of
+//! several ages (push times set through the test clock, `WHARF_CLOCK_FILE`). The dry run lists exactly what ECR's
+//! documented rules remove and changes nothing; the real run removes exactly that; docker pulls what was kept.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use wharf_tests::{
+    Engine, Server, agent, basic, ok, sha256_hex, start_with_token_env, status_and_text, wharf,
+    with_stdin,
+};
+
+/// The user's guide policy: keep the last 10 images tagged `v*`, expire untagged images after 7 days.
+const POLICY: &str = r#"{
+    "rules": [
+        {
+            "rulePriority": 1,
+            "description": "Keep last 10 images",
+            "selection": {
+                "tagStatus": "tagged",
+                "tagPatternList": ["v*"],
+                "countType": "imageCountMoreThan",
+                "countNumber": 10
+            },
+            "action": {
+                "type": "expire"
+            }
+        },
+        {
+            "rulePriority": 2,
+            "description": "Expire untagged images older than 7 days",
+            "selection": {
+                "tagStatus": "untagged",
+                "countType": "sinceImagePushed",
+                "countUnit": "days",
+                "countNumber": 7
+            },
+            "action": {
+                "type": "expire"
+            }
+        }
+    ]
+}"#;
+
+const CONFIG: &str = "[storage]\ngc_interval = \"0s\"\n\n\
+                      [[repository]]\nname = \"docker\"\nformat = \"docker\"\n";
+
+const DAY: u64 = 86_400;
+const NOW: u64 = 1_900_000_000;
+
+fn set_clock(clock: &Path, at: u64) {
+    std::fs::write(clock, at.to_string()).unwrap();
+}
+
+fn retention(server: &Server, token: &str, args: &[&str]) -> String {
+    ok(wharf()
+        .arg("retention")
+        .args(args)
+        .args(["--server", &server.url(""), "--token", token]))
+}
+
+/// The versions a plan's `remove` lines name.
+fn removed(plan: &str) -> BTreeSet<String> {
+    plan.lines()
+        .filter(|l| l.starts_with("remove"))
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .map(|r| r.trim_start_matches("app@").to_string())
+        .collect()
+}
+
+#[test]
+fn an_ecr_policy_removes_exactly_what_ecr_would() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = dir.path().join("clock");
+    set_clock(&clock, NOW - 40 * DAY);
+    let (server, password, token) =
+        start_with_token_env(dir.path(), CONFIG, &[("WHARF_CLOCK_FILE", &clock)]);
+    let auth = basic("admin", &password);
+
+    // One real image pushed with docker (`seed`); the other manifests are byte variants of its manifest (trailing
+    // spaces: a different digest, the same image), so docker can pull every one of them.
+    let engine_dir = dir.path().join("engine");
+    std::fs::create_dir_all(&engine_dir).unwrap();
+    let engine = Engine::start(&engine_dir);
+    let login = with_stdin(
+        engine
+            .docker()
+            .args(["login", "-u", "admin", "--password-stdin", &server.addr]),
+        &password,
+    );
+    assert!(login.status.success());
+    let context = dir.path().join("context");
+    std::fs::create_dir_all(&context).unwrap();
+    std::fs::write(context.join("file.txt"), "kept\n").unwrap();
+    std::fs::write(
+        context.join("Dockerfile"),
+        "FROM scratch\nCOPY file.txt /file.txt\n",
+    )
+    .unwrap();
+    let image = format!("{}/docker/app", server.addr);
+    ok(engine
+        .docker()
+        .args(["build", "-q", "-t", &format!("{image}:seed")])
+        .arg(&context));
+    ok(engine.docker().args(["push", &format!("{image}:seed")]));
+    let mut seed = agent()
+        .get(&server.url("/v2/docker/app/manifests/seed"))
+        .header("authorization", &auth)
+        .header(
+            "accept",
+            "application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json",
+        )
+        .call()
+        .unwrap();
+    let media_type = seed.headers()["content-type"].to_str().unwrap().to_string();
+    let seed = seed.body_mut().read_to_vec().unwrap();
+
+    let push = |variant: usize, reference: Option<&str>, at: u64| -> String {
+        let mut bytes = seed.clone();
+        bytes.extend(std::iter::repeat_n(b' ', variant));
+        let digest = format!("sha256:{}", sha256_hex(&bytes));
+        set_clock(&clock, at);
+        let (status, text) = status_and_text(
+            agent()
+                .put(&server.url(&format!(
+                    "/v2/docker/app/manifests/{}",
+                    reference.unwrap_or(&digest)
+                )))
+                .header("authorization", &auth)
+                .header("content-type", &media_type)
+                .send(&bytes[..])
+                .unwrap(),
+        );
+        assert_eq!(status, 201, "{text}");
+        digest
+    };
+    // 15 `v*` tags an hour apart, 20 days ago; two more other tags; untagged manifests 10, 8, 6 and 1 days old.
+    let v: Vec<String> = (0..15)
+        .map(|i| {
+            push(
+                i + 1,
+                Some(&format!("v1.{i}")),
+                NOW - 20 * DAY + i as u64 * 3600,
+            )
+        })
+        .collect();
+    push(20, Some("latest"), NOW - 30 * DAY);
+    push(21, Some("dev"), NOW - 2 * DAY);
+    let untagged: Vec<String> = [10, 8, 6, 1]
+        .iter()
+        .enumerate()
+        .map(|(k, age)| push(30 + k, None, NOW - age * DAY))
+        .collect();
+    set_clock(&clock, NOW);
+
+    let policy = dir.path().join("policy.json");
+    std::fs::write(&policy, POLICY).unwrap();
+    let said = retention(
+        &server,
+        &token,
+        &[
+            "import",
+            "--ecr",
+            policy.to_str().unwrap(),
+            "--repository",
+            "docker",
+        ],
+    );
+    assert_eq!(said.trim(), "retention policy of docker set: 2 rules");
+
+    // ECR's rules: the 5 oldest `v*` go (10 kept), untagged older than 7 days go; `seed`, `latest`, `dev` match
+    // no rule and stay.
+    let expected: BTreeSet<String> = v[..5].iter().chain(&untagged[..2]).cloned().collect();
+    let dry = retention(
+        &server,
+        &token,
+        &["run", "--repository", "docker", "--dry-run"],
+    );
+    assert_eq!(removed(&dry), expected, "{dry}");
+    assert!(dry.trim_end().ends_with("would remove 7, kept 15"), "{dry}");
+    assert!(
+        dry.lines().any(|l| l.starts_with("keep")
+            && l.contains("[latest]")
+            && l.ends_with("no rule selects it")),
+        "{dry}"
+    );
+    let tags = |server: &Server| -> serde_json::Value {
+        let (_, text) = status_and_text(
+            agent()
+                .get(&server.url("/v2/docker/app/tags/list"))
+                .header("authorization", &auth)
+                .call()
+                .unwrap(),
+        );
+        serde_json::from_str::<serde_json::Value>(&text).unwrap()["tags"].clone()
+    };
+    assert_eq!(
+        tags(&server).as_array().unwrap().len(),
+        18,
+        "the dry run changed nothing"
+    );
+
+    // The real run does what the dry run printed, line for line.
+    let real = retention(&server, &token, &["run", "--repository", "docker"]);
+    let body = |plan: &str| -> Vec<String> {
+        let lines: Vec<String> = plan.lines().map(str::to_string).collect();
+        lines[..lines.len() - 1].to_vec()
+    };
+    assert_eq!(body(&real), body(&dry));
+    assert!(real.trim_end().ends_with("removed 7, kept 15"), "{real}");
+    let left: BTreeSet<String> = tags(&server)
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap().to_string())
+        .collect();
+    let mut wanted: BTreeSet<String> = (5..15).map(|i| format!("v1.{i}")).collect();
+    wanted.extend(["seed", "latest", "dev"].map(String::from));
+    assert_eq!(left, wanted);
+    let exists = |reference: &str| {
+        agent()
+            .head(&server.url(&format!("/v2/docker/app/manifests/{reference}")))
+            .header("authorization", &auth)
+            .header("accept", &media_type)
+            .call()
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    for gone in &expected {
+        assert_eq!(exists(gone), 404, "{gone}");
+    }
+    for kept in &untagged[2..] {
+        assert_eq!(exists(kept), 200, "{kept}");
+    }
+
+    // docker pulls what was kept: a kept `v` tag, another tag, an untagged manifest by digest.
+    ok(engine.docker().args(["rmi", &format!("{image}:seed")]));
+    for reference in [
+        format!("{image}:v1.14"),
+        format!("{image}:latest"),
+        format!("{image}@{}", untagged[3]),
+    ] {
+        ok(engine.docker().args(["pull", &reference]));
+    }
+    let audit = ok(wharf().args([
+        "audit",
+        "--limit",
+        "20",
+        "--server",
+        &server.url(""),
+        "--token",
+        &token,
+    ]));
+    assert_eq!(
+        audit
+            .lines()
+            .filter(|l| l.contains("  retention  docker/app@"))
+            .count(),
+        7,
+        "{audit}"
+    );
+}
