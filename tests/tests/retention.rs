@@ -6,8 +6,8 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use wharf_tests::{
-    Engine, Server, agent, basic, ok, sha256_hex, start_with_token_env, status_and_text, wharf,
-    with_stdin,
+    Engine, Server, agent, basic, npm_as_admin, ok, sha256_hex, start_with_token_env,
+    status_and_text, wharf, with_stdin,
 };
 
 /// The user's guide policy: keep the last 10 images tagged `v*`, expire untagged images after 7 days.
@@ -62,7 +62,7 @@ fn retention(server: &Server, token: &str, args: &[&str]) -> String {
 /// The versions a plan's `remove` lines name.
 fn removed(plan: &str) -> BTreeSet<String> {
     plan.lines()
-        .filter(|l| l.starts_with("remove"))
+        .filter(|l| l.starts_with("remove  "))
         .filter_map(|l| l.split_whitespace().nth(1))
         .map(|r| r.trim_start_matches("app@").to_string())
         .collect()
@@ -260,4 +260,112 @@ fn an_ecr_policy_removes_exactly_what_ecr_would() {
         7,
         "{audit}"
     );
+}
+
+#[test]
+fn npm_versions_expire_and_npm_installs_what_is_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = dir.path().join("clock");
+    set_clock(&clock, NOW - 40 * DAY);
+    let config =
+        "[storage]\ngc_interval = \"0s\"\n\n[[repository]]\nname = \"npm\"\nformat = \"npm\"\n";
+    let (server, password, token) =
+        start_with_token_env(dir.path(), config, &[("WHARF_CLOCK_FILE", &clock)]);
+    let registry = server.url("/repository/npm/");
+    let home = dir.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let npm = |dir: &Path, args: &[&str]| {
+        let out = npm_as_admin(&home, &registry, &password, dir, args);
+        (
+            out.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    };
+    for i in 0..5u64 {
+        let package = dir.path().join(format!("pkg-{i}"));
+        std::fs::create_dir_all(&package).unwrap();
+        std::fs::write(
+            package.join("package.json"),
+            format!(r#"{{"name":"ret-pkg","version":"1.0.{i}"}}"#),
+        )
+        .unwrap();
+        set_clock(&clock, NOW - (10 - i) * DAY);
+        let (done, said) = npm(&package, &["publish"]);
+        assert!(done, "{said}");
+    }
+    set_clock(&clock, NOW);
+    let here = dir.path();
+    for args in [
+        ["dist-tag", "add", "ret-pkg@1.0.1", "stable"],
+        ["dist-tag", "add", "ret-pkg@1.0.0", "latest"],
+    ] {
+        let (done, said) = npm(here, &args);
+        assert!(done, "{said}");
+    }
+
+    // Keep the newest two of any version: 1.0.2 and 1.0.1 (and its dist-tag) go; 1.0.0 stays because `latest`
+    // names it.
+    let policy = dir.path().join("policy.json");
+    std::fs::write(
+        &policy,
+        r#"{"rules": [{"rulePriority": 1, "selection": {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": 2}, "action": {"type": "expire"}}]}"#,
+    )
+    .unwrap();
+    retention(
+        &server,
+        &token,
+        &[
+            "import",
+            "--ecr",
+            policy.to_str().unwrap(),
+            "--repository",
+            "npm",
+        ],
+    );
+    let dry = retention(
+        &server,
+        &token,
+        &["run", "--repository", "npm", "--dry-run"],
+    );
+    let removed_versions = |plan: &str| -> BTreeSet<String> {
+        removed(plan)
+            .into_iter()
+            .map(|r| r.trim_start_matches("ret-pkg@").to_string())
+            .collect()
+    };
+    assert_eq!(
+        removed_versions(&dry),
+        BTreeSet::from(["1.0.1".into(), "1.0.2".into()]),
+        "{dry}"
+    );
+    assert!(
+        dry.lines().any(|l| l.starts_with("keep")
+            && l.contains("ret-pkg@1.0.0")
+            && l.contains("the latest dist-tag points at it, so kept")),
+        "{dry}"
+    );
+    let real = retention(&server, &token, &["run", "--repository", "npm"]);
+    assert_eq!(removed_versions(&real), removed_versions(&dry));
+
+    // What npm reads afterwards: the kept versions install, the removed ones are gone, and so is their dist-tag.
+    let (_, versions) = npm(here, &["view", "ret-pkg", "versions", "--json"]);
+    let versions: serde_json::Value = serde_json::from_str(versions.trim()).unwrap();
+    assert_eq!(versions, serde_json::json!(["1.0.0", "1.0.3", "1.0.4"]));
+    let (_, tags) = npm(here, &["dist-tag", "ls", "ret-pkg"]);
+    assert!(!tags.contains("stable"), "{tags}");
+    let project = dir.path().join("project");
+    std::fs::create_dir_all(&project).unwrap();
+    std::fs::write(
+        project.join("package.json"),
+        r#"{"name":"p","version":"1.0.0"}"#,
+    )
+    .unwrap();
+    let (done, said) = npm(&project, &["install", "ret-pkg@1.0.3"]);
+    assert!(done, "{said}");
+    let (done, said) = npm(&project, &["install", "ret-pkg@1.0.1"]);
+    assert!(!done, "{said}");
 }
