@@ -170,11 +170,20 @@ pub fn plan(p: h::Plan) -> Result<f::Plan, f::Problem> {
     })
 }
 
-/// A plugin's commit, with every write scoped to the request's repository: a plugin cannot touch another one.
+/// A plugin's commit, its writes scoped to the request's repository.
 pub fn commit(c: h::Commit, repo: &str) -> Result<f::Commit, f::Problem> {
     if c.blobs.iter().map(Vec::len).sum::<usize>() > MAX_BODY {
         return Err(misbehaved("small documents over the limit"));
     }
+    Ok(f::Commit {
+        blobs: c.blobs.into_iter().map(Into::into).collect(),
+        writes: writes(c.writes, repo)?,
+        response: response(c.response)?,
+    })
+}
+
+/// A plugin's writes, every one scoped to `repo`: a plugin cannot touch another repository.
+pub fn writes(writes: Vec<h::Write>, repo: &str) -> Result<Vec<s::Write>, f::Problem> {
     let asset = |a: t::Asset| -> Result<s::Asset, f::Problem> {
         Ok(s::Asset {
             digest: parse_digest(&a.digest)?,
@@ -186,8 +195,7 @@ pub fn commit(c: h::Commit, repo: &str) -> Result<f::Commit, f::Problem> {
         })
     };
     let repo = repo.to_string();
-    let writes = c
-        .writes
+    writes
         .into_iter()
         .map(|w| {
             Ok(match w {
@@ -246,10 +254,5 @@ pub fn commit(c: h::Commit, repo: &str) -> Result<f::Commit, f::Problem> {
                 },
             })
         })
-        .collect::<Result<Vec<_>, f::Problem>>()?;
-    Ok(f::Commit {
-        blobs: c.blobs.into_iter().map(Into::into).collect(),
-        writes,
-        response: response(c.response)?,
-    })
+        .collect::<Result<Vec<_>, f::Problem>>()
 }

@@ -326,6 +326,19 @@ impl Format for PluginFormat {
         convert::commit(committed.map_err(convert::problem_in)?, &head.repository)
     }
 
+    fn expire(
+        &self,
+        ctx: &Context<'_>,
+        repo: &str,
+        package: &str,
+        version: &str,
+    ) -> Result<Vec<wharf_storage::Write>, Problem> {
+        let expired = self.call(Some(ctx.store), repo, |s, p| {
+            p.wharf_format_handler().call_expire(s, package, version)
+        })?;
+        convert::writes(expired.map_err(convert::problem_in)?, repo)
+    }
+
     fn isolated(&self) -> bool {
         true
     }

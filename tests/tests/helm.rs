@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use wharf_tests::{Server, curl, sha256_hex, tool};
+use wharf_tests::{Server, curl, ok, sha256_hex, start_with_token_env, tool, wharf};
 
 /// helm with its own configuration, cache and plugin directories, and the helm-push plugin registered.
 struct Helm {
@@ -430,4 +430,70 @@ fn bad_charts_are_refused_and_store_nothing() {
     assert!(!index.contains("evil"), "{index}");
     let (status, _) = curl(&[&server.url("/repository/charts/charts/demo-1.0.0.tgz")]);
     assert_eq!(status, 200);
+}
+
+/// Retention on chart versions, proved with helm: the newest two kept, the rest gone from the index and the files.
+#[test]
+fn retention_expires_chart_versions() {
+    let home = tempfile::tempdir().unwrap();
+    let dir = home.path();
+    let clock = dir.join("clock");
+    std::fs::write(&clock, "1900000000").unwrap();
+    let config =
+        "[storage]\ngc_interval = \"0s\"\n\n[[repository]]\nname = \"charts\"\nformat = \"helm\"\n";
+    let (server, password, token) =
+        start_with_token_env(dir, config, &[("WHARF_CLOCK_FILE", &clock)]);
+    let user = format!("admin:{password}");
+    for (i, version) in ["0.1.0", "0.2.0", "0.3.0", "0.4.0"].iter().enumerate() {
+        let yaml = format!("apiVersion: v2\nname: demo\nversion: {version}\n");
+        let chart = tar_gz(
+            dir,
+            &format!("demo-{version}.tgz"),
+            &[("demo/Chart.yaml", yaml.as_bytes())],
+        );
+        std::fs::write(&clock, (1_900_000_000 + i as u64 * 86_400).to_string()).unwrap();
+        let (status, text) = upload(
+            &server,
+            "charts",
+            &user,
+            &[&format!("chart=@{}", chart.display())],
+            "",
+        );
+        assert_eq!(status, 201, "{text}");
+    }
+    let policy = dir.join("policy.json");
+    std::fs::write(
+        &policy,
+        r#"{"rules": [{"rulePriority": 1, "selection": {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": 2}, "action": {"type": "expire"}}]}"#,
+    )
+    .unwrap();
+    let remote = ["--server", &server.url(""), "--token", &token];
+    ok(wharf()
+        .args([
+            "retention",
+            "import",
+            "--ecr",
+            policy.to_str().unwrap(),
+            "--repository",
+            "charts",
+        ])
+        .args(remote));
+    let plan = ok(wharf()
+        .args(["retention", "run", "--repository", "charts"])
+        .args(remote));
+    assert!(plan.trim_end().ends_with("removed 2, kept 2"), "{plan}");
+
+    let helm = Helm::new(&dir.join("helm"));
+    helm.ok(&["repo", "add", "wharf", &server.url("/repository/charts")]);
+    let found = helm.ok(&["search", "repo", "wharf/demo", "--versions"]);
+    assert!(
+        found.contains("0.4.0") && found.contains("0.3.0"),
+        "{found}"
+    );
+    assert!(
+        !found.contains("0.2.0") && !found.contains("0.1.0"),
+        "{found}"
+    );
+    let (status, _) = curl(&[&server.url("/repository/charts/charts/demo-0.1.0.tgz")]);
+    assert_eq!(status, 404);
 }

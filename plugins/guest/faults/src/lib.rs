@@ -50,6 +50,10 @@ impl Format for Faults {
         Err(problem(500, "INTERNAL_ERROR", "faults stores nothing"))
     }
 
+    fn expire(_package: String, _version: String) -> Result<Vec<Write>, Problem> {
+        Err(problem(400, "UNSUPPORTED", "faults keeps no versions"))
+    }
+
     fn render(problem: Problem) -> Response {
         text(problem.status, &format!("{}\n", problem.message))
     }

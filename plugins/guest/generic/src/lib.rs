@@ -193,6 +193,14 @@ impl Format for Generic {
         Err(problem(500, "INTERNAL_ERROR", "generic never reads a form"))
     }
 
+    fn expire(_package: String, _version: String) -> Result<Vec<Write>, Problem> {
+        Err(problem(
+            400,
+            "UNSUPPORTED",
+            "generic files have no versions for retention to expire",
+        ))
+    }
+
     /// Artifactory's error shape, which generic-repository scripts already parse.
     fn render(problem: Problem) -> Response {
         let body = serde_json::json!({ "errors": [{ "status": problem.status, "message": problem.message }] });

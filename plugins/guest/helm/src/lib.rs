@@ -180,6 +180,20 @@ fn upload(head: &RequestHead, force: bool, form: &Form) -> Result<Commit, Proble
     ))
 }
 
+/// The writes that remove a chart version, its file and its provenance file.
+fn removal(name: String, version: String) -> Vec<Write> {
+    let path = chart_path(&name, &version);
+    let prov = format!("{path}.prov");
+    let mut writes = vec![
+        Write::DeleteVersion((name, version)),
+        Write::DeleteAsset(path),
+    ];
+    if store::get_asset(&prov).is_some() {
+        writes.push(Write::DeleteAsset(prov));
+    }
+    writes
+}
+
 /// A provenance file is a small PGP clear-signed message; anything else would be served to `helm verify` as one.
 fn check_prov(prov: &BlobInfo) -> Result<(), Problem> {
     const HEADER: &[u8] = b"-----BEGIN PGP SIGNED MESSAGE-----";
@@ -270,17 +284,8 @@ impl Format for Helm {
                 "method not allowed here",
             ));
         };
-        let path = chart_path(&name, &version);
-        let mut writes = vec![
-            Write::DeleteVersion((name, version)),
-            Write::DeleteAsset(path.clone()),
-        ];
-        let prov = format!("{path}.prov");
-        if store::get_asset(&prov).is_some() {
-            writes.push(Write::DeleteAsset(prov));
-        }
         Ok(commit(
-            writes,
+            removal(name, version),
             json_response(200, &json!({ "deleted": true })),
         ))
     }
@@ -294,6 +299,11 @@ impl Format for Helm {
                 "method not allowed here",
             )),
         }
+    }
+
+    /// A chart version goes with its file and provenance, as `DELETE api/charts/<name>/<version>` does.
+    fn expire(package: String, version: String) -> Result<Vec<Write>, Problem> {
+        Ok(removal(package, version))
     }
 
     /// ChartMuseum's error shape: helm-push prints `error`.

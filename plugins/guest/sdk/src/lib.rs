@@ -12,6 +12,7 @@
 //!     fn classify(_: RequestHead) -> Result<Access, Problem> { Ok(Access::Read) }
 //!     fn handle(_: RequestHead) -> Result<Plan, Problem> { Ok(Plan::Respond(text(200, "hello\n"))) }
 //!     // commit-ingested, commit-buffered, commit-form: the plans this format makes lead to them
+//!     // expire: the writes that remove a version retention expires
 //!     // render: the error body its clients understand
 //! }
 //!
