@@ -215,7 +215,7 @@ async fn retention_run(
 ) -> HttpResponse {
     let outcome = async {
         let principal = admin(&app, &req).await?;
-        crate::retention::run(&app, &repo, query.dry_run, &principal).await
+        crate::retention::run(app.clone().into_inner(), &repo, query.dry_run, &principal).await
     };
     match outcome.await {
         Ok(decisions) => {

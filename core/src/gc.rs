@@ -62,7 +62,7 @@ pub fn schedule(app: Arc<App>) {
             ticks.tick().await;
             for repo in app.repos.keys() {
                 let result = match crate::retention::policy(&app, repo) {
-                    Ok(Some(_)) => crate::retention::run(&app, repo, false, "system")
+                    Ok(Some(_)) => crate::retention::run(app.clone(), repo, false, "system")
                         .await
                         .map(|_| ()),
                     other => other.map(|_| ()),

@@ -8,6 +8,8 @@ use wharf_formats::Problem;
 use wharf_formats::retention::{Decision, Item, Policy, evaluate};
 use wharf_storage::{AuditEvent, RepositoryRecord, Write, now};
 
+use std::sync::Arc;
+
 use crate::server::App;
 
 const POLICY_KEY: &str = "retention:policy";
@@ -52,14 +54,16 @@ pub async fn set_policy(
     Ok(())
 }
 
-/// Plans retention for `repo` and, unless `dry_run`, carries the plan out. Every version gets a decision.
+/// Plans retention for `repo` and, unless `dry_run`, carries the plan out. Every version gets a decision. The
+/// planning reads the store (and may call a plugin) package by package on the blocking pool, so HTTP workers keep
+/// serving while a large repository is judged.
 pub async fn run(
-    app: &App,
+    app: Arc<App>,
     repo: &str,
     dry_run: bool,
     principal: &str,
 ) -> Result<Vec<Decision>, Problem> {
-    let policy = policy(app, repo)?.ok_or_else(|| {
+    let policy = policy(&app, repo)?.ok_or_else(|| {
         Problem::not_found(format!("repository `{repo}` has no retention policy"))
     })?;
     let record = app
@@ -74,7 +78,13 @@ pub async fn run(
         let full = packages.len() == PAGE;
         after = packages.last().map(|(name, _)| name.clone());
         for (package, _) in packages {
-            let (judged, writes) = plan(app, &record, &policy, &package)?;
+            let (judged, writes) = {
+                let (app, record, policy) = (app.clone(), record.clone(), policy.clone());
+                let package = package.clone();
+                tokio::task::spawn_blocking(move || plan(&app, &record, &policy, &package))
+                    .await
+                    .map_err(Problem::internal)??
+            };
             if !dry_run && !writes.is_empty() {
                 let events: Vec<AuditEvent> = judged
                     .iter()

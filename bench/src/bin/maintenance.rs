@@ -1,0 +1,196 @@
+//! Retention and GC at scale, against a running Wharf (`bench/maintenance.sh` starts one per size): N manifests
+//! pushed to one image, then a retention dry run over them ("keep the newest 10"); N unreferenced blobs pushed,
+//! then one GC run that reclaims them. Each is timed, and a few clients keep GETting a manifest meanwhile, so the
+//! p99 of their requests during each run stands beside the p99 when idle. Prints one line of figures.
+//!
+//! Run: `bench/maintenance.sh` (it builds and calls `maintenance <url> <token> <N>`).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use sha2::Digest as _;
+
+const PUSHERS: usize = 8;
+const READERS: usize = 4;
+
+struct Bench {
+    url: String,
+    auth: String,
+    agent: ureq::Agent,
+}
+
+impl Bench {
+    fn post_blob(&self, bytes: &[u8]) -> String {
+        let digest = format!("sha256:{}", hex::encode(sha2::Sha256::digest(bytes)));
+        let status = self
+            .agent
+            .post(&format!(
+                "{}/v2/docker/app/blobs/uploads/?digest={digest}",
+                self.url
+            ))
+            .header("authorization", &self.auth)
+            .header("content-type", "application/octet-stream")
+            .send(bytes)
+            .unwrap()
+            .status();
+        assert_eq!(status, 201);
+        digest
+    }
+
+    fn put_manifest(&self, reference: &str, body: &str) {
+        let status = self
+            .agent
+            .put(&format!("{}/v2/docker/app/manifests/{reference}", self.url))
+            .header("authorization", &self.auth)
+            .header("content-type", "application/vnd.oci.image.manifest.v1+json")
+            .send(body.as_bytes())
+            .unwrap()
+            .status();
+        assert_eq!(status, 201);
+    }
+
+    fn post(&self, path: &str) -> (Duration, serde_json::Value) {
+        let started = Instant::now();
+        let mut response = self
+            .agent
+            .post(&format!("{}{path}", self.url))
+            .header("authorization", &self.auth)
+            .send_empty()
+            .unwrap();
+        let took = started.elapsed();
+        assert_eq!(response.status(), 200);
+        let body = response.body_mut().read_to_string().unwrap();
+        (took, serde_json::from_str(&body).unwrap())
+    }
+}
+
+/// Runs `work(i)` for i in 0..n on PUSHERS threads.
+fn parallel(n: usize, work: impl Fn(usize) + Sync) {
+    let next = AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        for _ in 0..PUSHERS {
+            s.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= n {
+                        break;
+                    }
+                    work(i);
+                }
+            });
+        }
+    });
+}
+
+/// The p99 of manifest GETs by READERS clients while `during` runs (or for two seconds when it is idle).
+fn p99_while<T>(bench: &Arc<Bench>, during: impl FnOnce() -> T) -> (T, Duration) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let readers: Vec<_> = (0..READERS)
+        .map(|_| {
+            let (bench, stop) = (bench.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut latencies = Vec::new();
+                while !stop.load(Ordering::Relaxed) {
+                    let started = Instant::now();
+                    let status = bench
+                        .agent
+                        .get(&format!("{}/v2/docker/app/manifests/probe", bench.url))
+                        .header("authorization", &bench.auth)
+                        .header("accept", "application/vnd.oci.image.manifest.v1+json")
+                        .call()
+                        .unwrap()
+                        .status();
+                    assert_eq!(status, 200);
+                    latencies.push(started.elapsed());
+                }
+                latencies
+            })
+        })
+        .collect();
+    let result = during();
+    stop.store(true, Ordering::Relaxed);
+    let mut all: Vec<Duration> = readers
+        .into_iter()
+        .flat_map(|r| r.join().unwrap())
+        .collect();
+    all.sort();
+    let p99 = all.get(all.len() * 99 / 100).copied().unwrap_or_default();
+    (result, p99)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let [url, token, n] = &args[..] else {
+        panic!("usage: maintenance <url> <token> <N>");
+    };
+    let n: usize = n.parse().expect("N is a number");
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(600)))
+        .build()
+        .into();
+    let bench = Arc::new(Bench {
+        url: url.clone(),
+        auth: format!("Bearer {token}"),
+        agent,
+    });
+
+    let config = bench.post_blob(b"{}");
+    let manifest = |i: usize| {
+        serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": { "mediaType": "application/vnd.oci.image.config.v1+json", "digest": config, "size": 2 },
+            "layers": [],
+            "annotations": { "n": i.to_string() },
+        })
+        .to_string()
+    };
+    bench.put_manifest("probe", &manifest(usize::MAX));
+    let started = Instant::now();
+    parallel(n, |i| {
+        let body = manifest(i);
+        let digest = format!(
+            "sha256:{}",
+            hex::encode(sha2::Sha256::digest(body.as_bytes()))
+        );
+        bench.put_manifest(&digest, &body);
+    });
+    let push_rate = n as f64 / started.elapsed().as_secs_f64();
+
+    let ((), idle) = p99_while(&bench, || std::thread::sleep(Duration::from_secs(2)));
+    let policy = r#"{"rules": [{"rulePriority": 1, "selection": {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": 10}, "action": {"type": "expire"}}]}"#;
+    let status = bench
+        .agent
+        .put(&format!("{url}/api/v1/repositories/docker/retention"))
+        .header("authorization", &bench.auth)
+        .send(policy)
+        .unwrap()
+        .status();
+    assert_eq!(status, 200);
+    let ((dry_run, plan), during_dry_run) = p99_while(&bench, || {
+        bench.post("/api/v1/repositories/docker/retention/run?dry_run=true")
+    });
+    assert_eq!(plan["removed"], n + 1 - 10);
+
+    parallel(n, |i| {
+        bench.post_blob(format!("unreferenced blob {i}").as_bytes());
+    });
+    // Times are whole seconds: with a grace of 0 s, a blob becomes collectable in the second after its push.
+    std::thread::sleep(Duration::from_millis(1100));
+    let ((gc, collected), during_gc) = p99_while(&bench, || bench.post("/api/v1/gc"));
+    assert!(collected["blobs"].as_u64().unwrap() >= n as u64);
+
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    println!(
+        "N={n}  push {push_rate:.0} manifests/s  retention dry run {:.0} ms  GC of {} blobs {:.0} ms  \
+         manifest GET p99: idle {:.1} ms, during dry run {:.1} ms, during GC {:.1} ms",
+        ms(dry_run),
+        collected["blobs"],
+        ms(gc),
+        ms(idle),
+        ms(during_dry_run),
+        ms(during_gc),
+    );
+}
