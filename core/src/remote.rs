@@ -103,7 +103,13 @@ impl Remote {
             .run(request)
             .map_err(|e| Error::Invalid(format!("cannot reach {}: {e}", self.server)))?;
         let status = response.status().as_u16();
-        let text = response.body_mut().read_to_string().unwrap_or_default();
+        // A retention plan names every version of a repository.
+        let text = response
+            .body_mut()
+            .with_config()
+            .limit(1 << 30)
+            .read_to_string()
+            .unwrap_or_default();
         let json = serde_json::from_str::<serde_json::Value>(&text).ok();
         if status != 200 {
             let message = json

@@ -322,6 +322,38 @@ impl Engine {
         engine
     }
 
+    /// `docker login` to `server` as `admin`.
+    pub fn login(&self, server: &Server, password: &str) {
+        let login = with_stdin(
+            self.docker()
+                .args(["login", "-u", "admin", "--password-stdin", &server.addr]),
+            password,
+        );
+        assert!(
+            login.status.success(),
+            "{}",
+            String::from_utf8_lossy(&login.stderr)
+        );
+    }
+
+    /// Builds a FROM-scratch image holding one file with `text`, tagged with every reference in `tags`.
+    pub fn build_scratch(&self, dir: &Path, text: &str, tags: &[&str]) {
+        let context = dir.join(format!("context-{}", sha256_hex(text.as_bytes())));
+        std::fs::create_dir_all(&context).unwrap();
+        std::fs::write(context.join("file.txt"), text).unwrap();
+        std::fs::write(
+            context.join("Dockerfile"),
+            "FROM scratch\nCOPY file.txt /file.txt\n",
+        )
+        .unwrap();
+        let mut build = self.docker();
+        build.args(["build", "-q"]);
+        for tag in tags {
+            build.args(["-t", tag]);
+        }
+        ok(build.arg(&context));
+    }
+
     pub fn docker(&self) -> Command {
         let mut command = Command::new(tool("docker"));
         command

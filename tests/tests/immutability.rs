@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use wharf_tests::{
-    Engine, Server, agent, basic, curl, npm_as_admin, ok, run, status_and_text, with_stdin,
+    Engine, Server, agent, basic, curl, npm_as_admin, ok, run, status_and_text,
 };
 
 const CONFIG: &str = r#"
@@ -35,24 +35,6 @@ fn stderr(output: &std::process::Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
-/// A FROM-scratch image holding one file with `text`, built and tagged with every reference in `tags`.
-fn build(engine: &Engine, dir: &Path, text: &str, tags: &[String]) {
-    let context = dir.join(format!("context-{}", text.len()));
-    std::fs::create_dir_all(&context).unwrap();
-    std::fs::write(context.join("file.txt"), text).unwrap();
-    std::fs::write(
-        context.join("Dockerfile"),
-        "FROM scratch\nCOPY file.txt /file.txt\n",
-    )
-    .unwrap();
-    let mut build = engine.docker();
-    build.args(["build", "-q"]);
-    for tag in tags {
-        build.args(["-t", tag]);
-    }
-    ok(build.arg(&context));
-}
-
 fn manifest_digest(server: &Server, auth: &str, path: &str) -> (u16, Option<String>) {
     let response = agent()
         .head(&server.url(path))
@@ -80,16 +62,10 @@ fn an_immutable_tag_cannot_be_moved_or_deleted_through_docker_or_the_oci_api() {
     std::fs::create_dir_all(&engine_dir).unwrap();
     let engine = Engine::start(&engine_dir);
     let image = format!("{}/docker/app", server.addr);
-    let login = with_stdin(
-        engine
-            .docker()
-            .args(["login", "-u", "admin", "--password-stdin", &server.addr]),
-        &password,
-    );
-    assert!(login.status.success(), "{}", stderr(&login));
+    engine.login(&server, &password);
 
     let (v1, dev) = (format!("{image}:v1"), format!("{image}:dev"));
-    build(&engine, dir.path(), "first", &[v1.clone(), dev.clone()]);
+    engine.build_scratch(dir.path(), "first", &[&v1, &dev]);
     ok(engine.docker().args(["push", &v1]));
     ok(engine.docker().args(["push", &dev]));
     // The same image pushed to the same immutable tag again is no change, and succeeds.
@@ -98,7 +74,7 @@ fn an_immutable_tag_cannot_be_moved_or_deleted_through_docker_or_the_oci_api() {
     let first = first.expect("v1 has a digest");
 
     // A different image under the same tags: `dev` moves, `v1` does not.
-    build(&engine, dir.path(), "second!", &[v1.clone(), dev.clone()]);
+    engine.build_scratch(dir.path(), "second!", &[&v1, &dev]);
     ok(engine.docker().args(["push", &dev]));
     let refused = run(engine.docker().args(["push", &v1]));
     assert!(!refused.status.success());

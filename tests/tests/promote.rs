@@ -6,7 +6,6 @@ use std::path::Path;
 
 use wharf_tests::{
     Engine, Server, agent, npm_as_admin, ok, run, start_with_token, status_and_text, wharf,
-    with_stdin,
 };
 
 const CONFIG: &str = r#"
@@ -45,21 +44,6 @@ fn promote(server: &Server, token: &str, args: &[&str]) -> std::process::Output 
         .args(["--server", &server.url(""), "--token", token]))
 }
 
-fn build(engine: &Engine, dir: &Path, text: &str, tag: &str) {
-    let context = dir.join(format!("context-{text}"));
-    std::fs::create_dir_all(&context).unwrap();
-    std::fs::write(context.join("file.txt"), text).unwrap();
-    std::fs::write(
-        context.join("Dockerfile"),
-        "FROM scratch\nCOPY file.txt /file.txt\n",
-    )
-    .unwrap();
-    ok(engine
-        .docker()
-        .args(["build", "-q", "-t", tag])
-        .arg(&context));
-}
-
 #[test]
 fn promote_an_image_and_an_npm_version() {
     let dir = tempfile::tempdir().unwrap();
@@ -67,19 +51,13 @@ fn promote_an_image_and_an_npm_version() {
     let engine_dir = dir.path().join("engine");
     std::fs::create_dir_all(&engine_dir).unwrap();
     let engine = Engine::start(&engine_dir);
-    let login = with_stdin(
-        engine
-            .docker()
-            .args(["login", "-u", "admin", "--password-stdin", &server.addr]),
-        &password,
-    );
-    assert!(login.status.success());
+    engine.login(&server, &password);
     let (one, two) = (
         format!("{}/docker/app:1.0", server.addr),
         format!("{}/docker/app:2.0", server.addr),
     );
-    build(&engine, dir.path(), "one", &one);
-    build(&engine, dir.path(), "two", &two);
+    engine.build_scratch(dir.path(), "one", &[&one]);
+    engine.build_scratch(dir.path(), "two", &[&two]);
     ok(engine.docker().args(["push", &one]));
     ok(engine.docker().args(["push", &two]));
 

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use wharf_tests::{
     Engine, Server, agent, basic, npm_as_admin, ok, sha256_hex, start_with_token_env,
-    status_and_text, wharf, with_stdin,
+    status_and_text, wharf,
 };
 
 /// The user's guide policy: keep the last 10 images tagged `v*`, expire untagged images after 7 days.
@@ -82,26 +82,10 @@ fn an_ecr_policy_removes_exactly_what_ecr_would() {
     let engine_dir = dir.path().join("engine");
     std::fs::create_dir_all(&engine_dir).unwrap();
     let engine = Engine::start(&engine_dir);
-    let login = with_stdin(
-        engine
-            .docker()
-            .args(["login", "-u", "admin", "--password-stdin", &server.addr]),
-        &password,
-    );
-    assert!(login.status.success());
-    let context = dir.path().join("context");
-    std::fs::create_dir_all(&context).unwrap();
-    std::fs::write(context.join("file.txt"), "kept\n").unwrap();
-    std::fs::write(
-        context.join("Dockerfile"),
-        "FROM scratch\nCOPY file.txt /file.txt\n",
-    )
-    .unwrap();
+    engine.login(&server, &password);
     let image = format!("{}/docker/app", server.addr);
-    ok(engine
-        .docker()
-        .args(["build", "-q", "-t", &format!("{image}:seed")])
-        .arg(&context));
+    engine.build_scratch(dir.path(), "kept
+", &[&format!("{image}:seed")]);
     ok(engine.docker().args(["push", &format!("{image}:seed")]));
     let mut seed = agent()
         .get(&server.url("/v2/docker/app/manifests/seed"))

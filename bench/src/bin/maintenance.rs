@@ -60,7 +60,13 @@ impl Bench {
             .unwrap();
         let took = started.elapsed();
         assert_eq!(response.status(), 200);
-        let body = response.body_mut().read_to_string().unwrap();
+        // A plan lists every version: tens of MiB at 100,000.
+        let body = response
+            .body_mut()
+            .with_config()
+            .limit(1 << 30)
+            .read_to_string()
+            .unwrap();
         (took, serde_json::from_str(&body).unwrap())
     }
 }
