@@ -4,9 +4,7 @@
 
 use std::path::Path;
 
-use wharf_tests::{
-    Engine, Server, agent, basic, curl, npm_as_admin, ok, run, status_and_text,
-};
+use wharf_tests::{Engine, Server, agent, basic, curl, npm_as_admin, ok, run, status_and_text};
 
 const CONFIG: &str = r#"
 [[repository]]

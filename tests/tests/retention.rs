@@ -84,8 +84,7 @@ fn an_ecr_policy_removes_exactly_what_ecr_would() {
     let engine = Engine::start(&engine_dir);
     engine.login(&server, &password);
     let image = format!("{}/docker/app", server.addr);
-    engine.build_scratch(dir.path(), "kept
-", &[&format!("{image}:seed")]);
+    engine.build_scratch(dir.path(), "kept\n", &[&format!("{image}:seed")]);
     ok(engine.docker().args(["push", &format!("{image}:seed")]));
     let mut seed = agent()
         .get(&server.url("/v2/docker/app/manifests/seed"))
