@@ -4,7 +4,8 @@
 //! [server]       listen, public_url, max_upload, max_document, max_manifest, workers
 //! [storage]      data_dir, upload_max_age, gc_grace, gc_interval, cache
 //! [auth]         anonymous_read, credential_cache
-//! [[repository]] name, format, kind = "hosted" | "proxy" | "group", url (proxy), members (group)
+//! [[repository]] name, format, kind = "hosted" | "proxy" | "group", url (proxy), members (group),
+//!                allow_overwrite, immutable, [[repository.retention]]
 //! [[plugin]]     path
 //! ```
 //!
@@ -166,6 +167,29 @@ pub struct Repository {
     /// (`["v*", "release-*"]`, `*` and `?` as in a shell).
     #[serde(default)]
     pub immutable: Immutable,
+    /// Lifecycle rules, the TOML form of an ECR lifecycle policy; when present they replace the stored policy at
+    /// start-up.
+    #[serde(default)]
+    pub retention: Vec<RetentionRule>,
+}
+
+/// One rule of `[[repository.retention]]`: ECR's rule with snake_case names.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionRule {
+    pub priority: u32,
+    #[serde(default)]
+    pub description: String,
+    /// "tagged", "untagged" or "any".
+    pub select: String,
+    #[serde(default)]
+    pub tag_prefixes: Vec<String>,
+    #[serde(default)]
+    pub tag_patterns: Vec<String>,
+    /// Keep the newest this many of the selection (ECR's imageCountMoreThan).
+    pub keep_last: Option<u64>,
+    /// Expire what was pushed more than this many days ago (ECR's sinceImagePushed).
+    pub expire_after_days: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
@@ -198,6 +222,7 @@ impl Repository {
             members: Vec::new(),
             allow_overwrite: false,
             immutable: Immutable::None,
+            retention: Vec::new(),
         }
     }
 }

@@ -16,6 +16,63 @@ const POLICY_KEY: &str = "retention:policy";
 /// Packages, versions and tags are read in pages of this many.
 const PAGE: usize = 1000;
 
+/// `[[repository.retention]]` as the stored policy: the ECR document the rules spell, checked as an imported one is.
+pub fn from_config(repo: &wharf_config::Repository) -> crate::error::Result<Write> {
+    let invalid = |message: String| {
+        crate::error::Error::Invalid(format!(
+            "[[repository.retention]] of `{}`: {message}",
+            repo.name.get_ref()
+        ))
+    };
+    if let Some(rule) = repo
+        .retention
+        .iter()
+        .find(|r| r.keep_last.is_some() == r.expire_after_days.is_some())
+    {
+        return Err(invalid(format!(
+            "rule {} needs keep_last or expire_after_days, one of them",
+            rule.priority
+        )));
+    }
+    let rules: Vec<serde_json::Value> = repo
+        .retention
+        .iter()
+        .map(|r| {
+            let mut selection = serde_json::json!({ "tagStatus": r.select });
+            if !r.tag_prefixes.is_empty() {
+                selection["tagPrefixList"] = r.tag_prefixes.clone().into();
+            }
+            if !r.tag_patterns.is_empty() {
+                selection["tagPatternList"] = r.tag_patterns.clone().into();
+            }
+            match (r.keep_last, r.expire_after_days) {
+                (Some(n), None) => {
+                    selection["countType"] = "imageCountMoreThan".into();
+                    selection["countNumber"] = n.into();
+                }
+                (_, days) => {
+                    selection["countType"] = "sinceImagePushed".into();
+                    selection["countUnit"] = "days".into();
+                    selection["countNumber"] = days.unwrap_or(0).into();
+                }
+            }
+            serde_json::json!({
+                "rulePriority": r.priority,
+                "description": r.description,
+                "selection": selection,
+                "action": { "type": "expire" },
+            })
+        })
+        .collect();
+    let json = serde_json::to_vec(&serde_json::json!({ "rules": rules })).unwrap_or_default();
+    let policy = Policy::parse(&json).map_err(|p| invalid(p.message))?;
+    Ok(Write::PutKv {
+        repo: repo.name.get_ref().clone(),
+        key: POLICY_KEY.into(),
+        value: serde_json::to_vec(&policy).map_err(|e| invalid(e.to_string()))?,
+    })
+}
+
 pub fn policy(app: &App, repo: &str) -> Result<Option<Policy>, Problem> {
     match app.store.meta().kv(repo, POLICY_KEY)? {
         Some(json) => Policy::parse(&json).map(Some),

@@ -78,6 +78,13 @@ impl App {
                 );
             }
         }
+        for repo in config
+            .repositories
+            .iter()
+            .filter(|r| !r.retention.is_empty())
+        {
+            writes.push(crate::retention::from_config(repo)?);
+        }
         if !writes.is_empty() {
             store.apply(&writes, &[]).await?;
         }

@@ -352,3 +352,64 @@ fn npm_versions_expire_and_npm_installs_what_is_kept() {
     let (done, said) = npm(&project, &["install", "ret-pkg@1.0.1"]);
     assert!(!done, "{said}");
 }
+
+/// The TOML form of the same policy is stored as the ECR document it spells; a rule without a count is refused at
+/// start-up with a message naming it.
+#[test]
+fn a_toml_policy_is_the_ecr_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = r#"
+[[repository.retention]]
+priority = 1
+description = "Keep last 10 images"
+select = "tagged"
+tag_patterns = ["v*"]
+keep_last = 10
+
+[[repository.retention]]
+priority = 2
+description = "Expire untagged images older than 7 days"
+select = "untagged"
+expire_after_days = 7
+"#;
+    let (server, _, token) = start_with_token_env(dir.path(), &format!("{CONFIG}{rules}"), &[]);
+    let (status, text) = status_and_text(
+        agent()
+            .get(&server.url("/api/v1/repositories/docker/retention"))
+            .header("authorization", &format!("Bearer {token}"))
+            .call()
+            .unwrap(),
+    );
+    assert_eq!(status, 200, "{text}");
+    let stored: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let ecr: serde_json::Value = serde_json::from_str(POLICY).unwrap();
+    assert_eq!(stored, ecr);
+    drop(server);
+
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        format!("{CONFIG}[[repository.retention]]\npriority = 1\nselect = \"any\"\n"),
+    )
+    .unwrap();
+    let out = wharf()
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--config",
+            bad.to_str().unwrap(),
+            "--data",
+        ])
+        .arg(dir.path().join("data"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains(
+            "[[repository.retention]] of `docker`: rule 1 needs keep_last or expire_after_days"
+        ),
+        "{said}"
+    );
+}
