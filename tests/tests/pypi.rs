@@ -561,3 +561,70 @@ fn bad_uploads_are_refused_and_store_nothing() {
     assert_eq!(status, 200);
     assert_eq!(page.matches("<a ").count(), 1, "{page}");
 }
+
+/// Retention on releases, proved with pip: the newest release kept, the older ones (every file, its metadata and
+/// its page entry) gone from what pip reads.
+#[test]
+fn retention_expires_releases() {
+    let home = tempfile::tempdir().unwrap();
+    let home = home.path();
+    let clock = home.join("clock");
+    std::fs::write(&clock, "1900000000").unwrap();
+    let config =
+        "[storage]\ngc_interval = \"0s\"\n\n[[repository]]\nname = \"pypi\"\nformat = \"pypi\"\n";
+    let (server, password, token) =
+        wharf_tests::start_with_token_env(home, config, &[("WHARF_CLOCK_FILE", &clock)]);
+    for (day, version) in ["1.0.0", "1.1.0", "1.2.0"].iter().enumerate() {
+        let files = build(home, "Ret_Proj", version, &[]);
+        std::fs::write(&clock, (1_900_000_000 + day as u64 * 86_400).to_string()).unwrap();
+        ok(&run(
+            twine("twine", home, &server, "admin", &password, &[]).args(&files)
+        ));
+    }
+    let policy = home.join("policy.json");
+    std::fs::write(
+        &policy,
+        r#"{"rules": [{"rulePriority": 1, "selection": {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": 1}, "action": {"type": "expire"}}]}"#,
+    )
+    .unwrap();
+    let remote = ["--server", &server.url(""), "--token", &token];
+    ok(&run(wharf()
+        .args([
+            "retention",
+            "import",
+            "--ecr",
+            policy.to_str().unwrap(),
+            "--repository",
+            "pypi",
+        ])
+        .args(remote)));
+    let plan = ok(&run(wharf()
+        .args(["retention", "run", "--repository", "pypi"])
+        .args(remote)));
+    assert!(plan.contains("removed 2, kept 1"), "{plan}");
+
+    let (status, _, page) = get(&server, "/repository/pypi/simple/ret-proj/", None);
+    assert_eq!(status, 200);
+    assert!(
+        page.contains("ret_proj-1.2.0") && !page.contains("1.0.0") && !page.contains("1.1.0"),
+        "{page}"
+    );
+    let target = venv(home, "env");
+    ok(&pip(
+        home,
+        &target,
+        &server,
+        &["install", "ret-proj==1.2.0"],
+    ));
+    let said = failed(&pip(
+        home,
+        &target,
+        &server,
+        &["install", "ret-proj==1.0.0"],
+    ));
+    assert!(said.contains("No matching distribution"), "{said}");
+    for (version, status) in [("1.0.0", 404), ("1.2.0", 200)] {
+        let path = format!("/repository/pypi/packages/ret-proj/ret_proj-{version}.tar.gz");
+        assert_eq!(get(&server, &path, None).0, status, "{path}");
+    }
+}

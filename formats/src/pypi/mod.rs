@@ -81,9 +81,65 @@ fn parse_version(raw: &str) -> Result<pep440_rs::Version, Problem> {
     })
 }
 
+/// A project has at most this many files for retention to look through.
+const MAX_FILES: usize = 10_000;
+
+/// The writes that remove a release: each of its files with its core metadata and page record, its yank mark, and
+/// the release itself.
+fn expire(
+    ctx: &Context<'_>,
+    repo: &str,
+    project: &str,
+    version: &str,
+) -> Result<Vec<Write>, Problem> {
+    let prefix = file_key(project, "");
+    let mut writes = Vec::new();
+    for (key, record) in ctx.store.meta().kvs(repo, &prefix, None, MAX_FILES)? {
+        let record: serde_json::Value =
+            serde_json::from_slice(&record).map_err(Problem::internal)?;
+        if record["version"] != version {
+            continue;
+        }
+        let filename = key.trim_start_matches(&prefix);
+        let path = format!("{project}/{filename}");
+        writes.push(Write::DeleteAsset {
+            repo: repo.into(),
+            path: format!("{path}.metadata"),
+        });
+        writes.push(Write::DeleteAsset {
+            repo: repo.into(),
+            path,
+        });
+        writes.push(Write::DeleteKv {
+            repo: repo.into(),
+            key,
+        });
+    }
+    writes.push(Write::DeleteKv {
+        repo: repo.into(),
+        key: yank_key(project, version),
+    });
+    writes.push(Write::DeleteVersion {
+        repo: repo.into(),
+        package: project.into(),
+        version: version.into(),
+    });
+    Ok(writes)
+}
+
 impl Format for Pypi {
     fn name(&self) -> &str {
         "pypi"
+    }
+
+    fn expire(
+        &self,
+        ctx: &Context<'_>,
+        repo: &str,
+        project: &str,
+        version: &str,
+    ) -> Result<Vec<Write>, Problem> {
+        expire(ctx, repo, project, version)
     }
 
     fn classify(&self, head: &RequestHead) -> Result<Access, Problem> {
