@@ -10,6 +10,7 @@ pub mod error;
 pub mod form;
 pub mod gc;
 pub mod observe;
+pub mod promotion;
 pub mod remote;
 pub mod retention;
 pub mod serve;
