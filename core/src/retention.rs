@@ -5,7 +5,7 @@
 //! one transaction, with an audit event per removed version. The dry run and the real run make the same plan.
 
 use wharf_formats::Problem;
-use wharf_formats::retention::{Decision, Item, Policy, evaluate};
+use wharf_formats::retention::{Decision, Policy, evaluate};
 use wharf_storage::{AuditEvent, RepositoryRecord, Write, now};
 
 use std::sync::Arc;
@@ -13,7 +13,7 @@ use std::sync::Arc;
 use crate::server::App;
 
 const POLICY_KEY: &str = "retention:policy";
-/// Packages, versions and tags are read in pages of this many.
+/// Packages are read in pages of this many.
 const PAGE: usize = 1000;
 
 /// `[[repository.retention]]` as the stored policy: the ECR document the rules spell, checked as an imported one is.
@@ -171,28 +171,14 @@ fn plan(
     policy: &Policy,
     package: &str,
 ) -> Result<(Vec<Decision>, Vec<Write>), Problem> {
-    let meta = app.store.meta();
     let repo = record.name.as_str();
-    let tags = paged(|after| meta.tags(repo, package, after, PAGE))?;
-    let items = paged(|after| meta.versions(repo, package, after, PAGE))?
-        .into_iter()
-        .map(|(version, v)| Item {
-            package: package.into(),
-            tags: tags
-                .iter()
-                .filter(|(_, t)| t.version == version)
-                .map(|(name, _)| name.clone())
-                .collect(),
-            version,
-            pushed: v.created,
-        })
-        .collect();
     let format = &app
         .repos
         .get(repo)
         .ok_or_else(|| Problem::not_found(format!("repository `{repo}` is not served")))?
         .format;
     let ctx = crate::dispatch::context(app);
+    let items = format.retention_items(&ctx, repo, package)?;
     let mut decisions = evaluate(policy, items, now());
     let mut writes = Vec::new();
     for decision in decisions.iter_mut().filter(|d| d.remove) {
@@ -216,20 +202,4 @@ fn plan(
         }
     }
     Ok((decisions, writes))
-}
-
-/// Every page of a listing that takes "start after".
-fn paged<T>(
-    mut page: impl FnMut(Option<&str>) -> wharf_storage::Result<Vec<(String, T)>>,
-) -> Result<Vec<(String, T)>, Problem> {
-    let mut all: Vec<(String, T)> = Vec::new();
-    loop {
-        let after = all.last().map(|(name, _)| name.clone());
-        let next = page(after.as_deref())?;
-        let full = next.len() == PAGE;
-        all.extend(next);
-        if !full {
-            return Ok(all);
-        }
-    }
 }

@@ -378,6 +378,16 @@ pub trait Format: Send + Sync {
             format!("{} repositories do not promote versions yet", self.name()),
         ))
     }
+    /// The items retention judges in `package`: by default its versions, tagged by their tags. A format whose
+    /// versions hold several items (a Maven SNAPSHOT and its builds) lists those, and `expire` takes their names.
+    fn retention_items(
+        &self,
+        ctx: &Context<'_>,
+        repo: &str,
+        package: &str,
+    ) -> Result<Vec<retention::Item>, Problem> {
+        retention::version_items(ctx.store, repo, package)
+    }
     /// The writes that remove a version retention expires, as the format's own delete would (its tags go with
     /// it). An error keeps the version, and the retention plan shows the message; formats whose versions own more
     /// than a record and tags (files at paths) refuse until they say how.

@@ -12,9 +12,12 @@
 //!   says.
 
 use serde::{Deserialize, Serialize};
-use wharf_storage::{Time, glob};
+use wharf_storage::{Store, Time, glob};
 
 use crate::Problem;
+
+/// Versions and tags are read in pages of this many.
+const PAGE: usize = 1000;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -168,6 +171,43 @@ pub struct Item {
     pub version: String,
     pub tags: Vec<String>,
     pub pushed: Time,
+}
+
+/// The items of one package as most formats have them: each version, tagged by the tags that point at it, pushed
+/// when its record was written. (`Format::retention_items` is this unless a format's versions hold more than one
+/// item, as a Maven SNAPSHOT holds its builds.)
+pub fn version_items(store: &Store, repo: &str, package: &str) -> Result<Vec<Item>, Problem> {
+    let meta = store.meta();
+    let tags = paged(|after| meta.tags(repo, package, after, PAGE))?;
+    Ok(paged(|after| meta.versions(repo, package, after, PAGE))?
+        .into_iter()
+        .map(|(version, v)| Item {
+            package: package.into(),
+            tags: tags
+                .iter()
+                .filter(|(_, t)| t.version == version)
+                .map(|(name, _)| name.clone())
+                .collect(),
+            version,
+            pushed: v.created,
+        })
+        .collect())
+}
+
+/// Every page of a listing that takes "start after".
+pub fn paged<T>(
+    mut page: impl FnMut(Option<&str>) -> wharf_storage::Result<Vec<(String, T)>>,
+) -> Result<Vec<(String, T)>, Problem> {
+    let mut all: Vec<(String, T)> = Vec::new();
+    loop {
+        let after = all.last().map(|(name, _)| name.clone());
+        let next = page(after.as_deref())?;
+        let full = next.len() == PAGE;
+        all.extend(next);
+        if !full {
+            return Ok(all);
+        }
+    }
 }
 
 /// What happens to an item, and which rule (if any) decided it.

@@ -432,6 +432,29 @@ pub fn start_with_token_env(
     (Server::start_env(&data, &args, env), password, token)
 }
 
+/// An ECR lifecycle policy that keeps the newest `n` items of every package, whatever their tags.
+pub fn keep_newest(n: u32) -> String {
+    format!(
+        r#"{{"rules": [{{"rulePriority": 1, "selection": {{"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": {n}}}, "action": {{"type": "expire"}}}}]}}"#
+    )
+}
+
+/// Imports `policy` (ECR's JSON, written to a file in `dir`) for `repo` and runs retention, both through the CLI
+/// with `token`: the plan it printed.
+pub fn retain(dir: &Path, server: &Server, token: &str, repo: &str, policy: &str) -> String {
+    let file = dir.join(format!("{repo}-policy.json"));
+    std::fs::write(&file, policy).unwrap();
+    let remote = ["--server", &server.url(""), "--token", token];
+    ok(wharf()
+        .args(["retention", "import", "--ecr"])
+        .arg(&file)
+        .args(["--repository", repo])
+        .args(remote));
+    ok(wharf()
+        .args(["retention", "run", "--repository", repo])
+        .args(remote))
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

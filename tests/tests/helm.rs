@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use wharf_tests::{Server, curl, ok, sha256_hex, start_with_token_env, tool, wharf};
+use wharf_tests::{Server, curl, sha256_hex, start_with_token_env, tool};
 
 /// helm with its own configuration, cache and plugin directories, and the helm-push plugin registered.
 struct Helm {
@@ -461,26 +461,7 @@ fn retention_expires_chart_versions() {
         );
         assert_eq!(status, 201, "{text}");
     }
-    let policy = dir.join("policy.json");
-    std::fs::write(
-        &policy,
-        r#"{"rules": [{"rulePriority": 1, "selection": {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": 2}, "action": {"type": "expire"}}]}"#,
-    )
-    .unwrap();
-    let remote = ["--server", &server.url(""), "--token", &token];
-    ok(wharf()
-        .args([
-            "retention",
-            "import",
-            "--ecr",
-            policy.to_str().unwrap(),
-            "--repository",
-            "charts",
-        ])
-        .args(remote));
-    let plan = ok(wharf()
-        .args(["retention", "run", "--repository", "charts"])
-        .args(remote));
+    let plan = wharf_tests::retain(dir, &server, &token, "charts", &wharf_tests::keep_newest(2));
     assert!(plan.trim_end().ends_with("removed 2, kept 2"), "{plan}");
 
     let helm = Helm::new(&dir.join("helm"));

@@ -15,7 +15,7 @@ struct Mvn {
 }
 
 impl Mvn {
-    fn new(home: &Path, server: &Server) -> Mvn {
+    fn new(home: &Path, password: &str) -> Mvn {
         std::fs::create_dir_all(home).unwrap();
         let local = home.join("m2");
         let warm = std::env::var_os("WHARF_TOOLS")
@@ -34,7 +34,6 @@ impl Mvn {
             assert!(copied.success());
         }
         let settings = home.join("settings.xml");
-        let password = server.admin_password.as_deref().unwrap();
         std::fs::write(
             &settings,
             format!(
@@ -62,6 +61,10 @@ impl Mvn {
             .stdin(Stdio::null());
         command
     }
+}
+
+fn password(server: &Server) -> &str {
+    server.admin_password.as_deref().unwrap()
 }
 
 fn text(output: &Output) -> String {
@@ -126,7 +129,7 @@ fn deploys_resolve_and_releases_are_immutable() {
     let home = home.path();
     let server = Server::start(&home.join("data"), &[]);
     let url = server.url("/repository/maven/");
-    let mvn = Mvn::new(&home.join("deployer"), &server);
+    let mvn = Mvn::new(&home.join("deployer"), password(&server));
 
     // A release with sources and javadoc jars.
     let release = project(
@@ -199,7 +202,7 @@ fn deploys_resolve_and_releases_are_immutable() {
 
     // A consumer names Wharf as its repository and builds against the release, then the SNAPSHOT.
     for (name, version) in [("app-release", "1.0"), ("app-snapshot", "1.1-SNAPSHOT")] {
-        let consumer = Mvn::new(&home.join(format!("consumer-{name}")), &server);
+        let consumer = Mvn::new(&home.join(format!("consumer-{name}")), password(&server));
         let app = project(
             home,
             "app",
@@ -242,7 +245,7 @@ fn concurrent_deploys_of_two_versions_are_both_listed() {
     let deploys: Vec<_> = ["2.0", "2.1"]
         .iter()
         .map(|version| {
-            let mvn = Mvn::new(&home.join(format!("deployer-{version}")), &server);
+            let mvn = Mvn::new(&home.join(format!("deployer-{version}")), password(&server));
             let dir = project(
                 home,
                 "lib",
@@ -277,6 +280,97 @@ fn put(server: &Server, path: &str, body: &[u8], headers: &[(&str, &str)]) -> (u
         request = request.header(*name, *value);
     }
     status_and_text(request.send(body).unwrap())
+}
+
+/// Retention on Maven: superseded SNAPSHOT builds (untagged: the SNAPSHOT version tags its newest build) and old
+/// releases expire; mvn still resolves the SNAPSHOT to its newest build and the kept release, and no longer finds
+/// what was removed.
+#[test]
+fn retention_prunes_snapshot_builds_and_old_releases() {
+    let home = tempfile::tempdir().unwrap();
+    let home = home.path();
+    let clock = home.join("clock");
+    let day = |n: u64| std::fs::write(&clock, (1_900_000_000 + n * 86_400).to_string()).unwrap();
+    day(0);
+    let config =
+        "[storage]\ngc_interval = \"0s\"\n\n[[repository]]\nname = \"maven\"\nformat = \"maven\"\n";
+    let (server, password, token) =
+        wharf_tests::start_with_token_env(home, config, &[("WHARF_CLOCK_FILE", &clock)]);
+    let url = server.url("/repository/maven/");
+    let mvn = Mvn::new(&home.join("deployer"), &password);
+    for (n, version) in ["0.9", "1.0"].iter().enumerate() {
+        day(n as u64);
+        let dir = project(
+            home,
+            "lib",
+            &format!("lib-{version}"),
+            &[("@VERSION@", version), ("@URL@", &url)],
+        );
+        ok(&mvn.run(&dir, &["deploy"]));
+    }
+    let snapshot = project(
+        home,
+        "lib",
+        "lib-snapshot",
+        &[("@VERSION@", "1.1-SNAPSHOT"), ("@URL@", &url)],
+    );
+    for n in 2..5 {
+        day(n);
+        ok(&mvn.run(&snapshot, &["deploy"]));
+    }
+    let policy = r#"{"rules": [
+        {"rulePriority": 1, "description": "every SNAPSHOT keeps the build mvn resolves",
+         "selection": {"tagStatus": "tagged", "tagPatternList": ["*-SNAPSHOT"], "countType": "imageCountMoreThan", "countNumber": 100},
+         "action": {"type": "expire"}},
+        {"rulePriority": 2, "description": "and one superseded build",
+         "selection": {"tagStatus": "untagged", "countType": "imageCountMoreThan", "countNumber": 1},
+         "action": {"type": "expire"}},
+        {"rulePriority": 3, "description": "one release",
+         "selection": {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": 1},
+         "action": {"type": "expire"}}
+    ]}"#;
+    let plan = wharf_tests::retain(home, &server, &token, "maven", policy);
+    let removed: Vec<&str> = plan
+        .lines()
+        .filter(|l| l.starts_with("remove  "))
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .collect();
+    assert_eq!(removed.len(), 2, "{plan}");
+    assert!(removed.contains(&"org.wharf.test:wharf-lib@0.9"), "{plan}");
+    assert!(
+        removed
+            .iter()
+            .any(|r| r.starts_with("org.wharf.test:wharf-lib@1.1-") && r.ends_with("-1")),
+        "{plan}"
+    );
+
+    // What mvn reads: the artifact's versions, the SNAPSHOT's builds.
+    let (_, metadata) = get(&server, &format!("{LIB}/maven-metadata.xml"));
+    assert!(!metadata.contains("<version>0.9</version>"), "{metadata}");
+    assert!(metadata.contains("<version>1.0</version>"), "{metadata}");
+    let (_, builds) = get(&server, &format!("{LIB}/1.1-SNAPSHOT/maven-metadata.xml"));
+    assert!(builds.contains("<buildNumber>3</buildNumber>"), "{builds}");
+    let (_, listing) = get(&server, &format!("{LIB}/1.1-SNAPSHOT/"));
+    assert_eq!(listing.matches("-1.jar\"").count(), 0, "{listing}");
+    assert_eq!(listing.matches("-2.jar\"").count(), 1, "{listing}");
+    assert_eq!(get(&server, &format!("{LIB}/0.9/wharf-lib-0.9.jar")).0, 404);
+
+    for (version, resolves) in [("1.1-SNAPSHOT", true), ("1.0", true), ("0.9", false)] {
+        let consumer = Mvn::new(&home.join(format!("consumer-{version}")), &password);
+        let app = project(
+            home,
+            "app",
+            &format!("app-{version}"),
+            &[("@LIB_VERSION@", version), ("@URL@", &url)],
+        );
+        let built = consumer.run(&app, &["package"]);
+        assert_eq!(
+            built.status.success(),
+            resolves,
+            "{version}: {}",
+            text(&built)
+        );
+    }
 }
 
 #[test]

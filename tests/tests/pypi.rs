@@ -581,26 +581,7 @@ fn retention_expires_releases() {
             twine("twine", home, &server, "admin", &password, &[]).args(&files)
         ));
     }
-    let policy = home.join("policy.json");
-    std::fs::write(
-        &policy,
-        r#"{"rules": [{"rulePriority": 1, "selection": {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": 1}, "action": {"type": "expire"}}]}"#,
-    )
-    .unwrap();
-    let remote = ["--server", &server.url(""), "--token", &token];
-    ok(&run(wharf()
-        .args([
-            "retention",
-            "import",
-            "--ecr",
-            policy.to_str().unwrap(),
-            "--repository",
-            "pypi",
-        ])
-        .args(remote)));
-    let plan = ok(&run(wharf()
-        .args(["retention", "run", "--repository", "pypi"])
-        .args(remote)));
+    let plan = wharf_tests::retain(home, &server, &token, "pypi", &wharf_tests::keep_newest(1));
     assert!(plan.contains("removed 2, kept 1"), "{plan}");
 
     let (status, _, page) = get(&server, "/repository/pypi/simple/ret-proj/", None);

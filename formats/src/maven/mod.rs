@@ -14,6 +14,7 @@
 mod listing;
 mod metadata;
 mod path;
+mod retention;
 
 use wharf_storage::{Asset, BlobInfo, Checksums, Digest, Want, Write, now};
 
@@ -184,6 +185,25 @@ impl Format for Maven {
             _ => return Err(Problem::internal("maven buffered an unexpected body")),
         }
         Ok(Commit::new(Vec::new(), Response::empty(201)))
+    }
+
+    fn retention_items(
+        &self,
+        ctx: &Context<'_>,
+        repo: &str,
+        package: &str,
+    ) -> Result<Vec<crate::retention::Item>, Problem> {
+        retention::items(ctx, repo, package)
+    }
+
+    fn expire(
+        &self,
+        ctx: &Context<'_>,
+        repo: &str,
+        package: &str,
+        version: &str,
+    ) -> Result<Vec<Write>, Problem> {
+        retention::expire(ctx, repo, package, version)
     }
 
     fn render(&self, problem: &Problem) -> Response {

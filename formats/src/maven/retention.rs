@@ -1,0 +1,179 @@
+//! How retention sees a Maven artifact. A release is one item, tagged with its version. A SNAPSHOT version holds
+//! one item per build, named by its unique version (`1.1-20261128.032329-2`, the name mvn resolves it to): the
+//! newest build is tagged with the SNAPSHOT version, as a moving tag points at the newest image, and older builds
+//! are untagged. So ECR's "expire untagged" rules prune superseded SNAPSHOT builds and never the one mvn resolves.
+
+use std::collections::BTreeMap;
+
+use wharf_storage::Write;
+
+use super::metadata::snapshot_file;
+use super::path::Artifact;
+use crate::retention::{Item, paged};
+use crate::{Context, Problem};
+
+/// Files of one version are read in pages of this many.
+const PAGE: usize = 1000;
+
+pub fn items(ctx: &Context<'_>, repo: &str, package: &str) -> Result<Vec<Item>, Problem> {
+    let artifact = artifact(package)?;
+    let meta = ctx.store.meta();
+    let mut items = Vec::new();
+    for (version, record) in paged(|after| meta.versions(repo, package, after, PAGE))? {
+        let builds = match version.strip_suffix("-SNAPSHOT") {
+            Some(_) => builds(ctx, repo, &artifact, &version)?,
+            None => BTreeMap::new(),
+        };
+        let Some(newest) = builds.keys().next_back().cloned() else {
+            // A release, or a SNAPSHOT deployed without timestamps: the version is the item.
+            items.push(Item {
+                package: package.into(),
+                tags: vec![version.clone()],
+                version,
+                pushed: record.created,
+            });
+            continue;
+        };
+        let base = version.trim_end_matches("-SNAPSHOT");
+        for ((number, timestamp), build) in builds {
+            items.push(Item {
+                package: package.into(),
+                version: format!("{base}-{timestamp}-{number}"),
+                tags: if (number, &timestamp) == (newest.0, &newest.1) {
+                    vec![version.clone()]
+                } else {
+                    Vec::new()
+                },
+                pushed: build.pushed,
+            });
+        }
+    }
+    Ok(items)
+}
+
+/// The writes that remove an item `items` listed: a whole version (a release), or one SNAPSHOT build's files (and
+/// the SNAPSHOT version with its last build).
+pub fn expire(
+    ctx: &Context<'_>,
+    repo: &str,
+    package: &str,
+    version: &str,
+) -> Result<Vec<Write>, Problem> {
+    let artifact = artifact(package)?;
+    let meta = ctx.store.meta();
+    let (whole, build) = match meta.version(repo, package, version)? {
+        Some(_) => (version.to_string(), None),
+        None => {
+            let (base, build) = unique_version(version).ok_or_else(|| {
+                Problem::not_found(format!("{package} has no version or build {version}"))
+            })?;
+            (format!("{base}-SNAPSHOT"), Some(build))
+        }
+    };
+    let dir = format!("{}/{whole}/", artifact.dir());
+    let files = paged(|after| meta.assets(repo, &dir, after, PAGE))?;
+    let total = files.len();
+    let mut writes: Vec<Write> = files
+        .into_iter()
+        .filter(|(path, _)| {
+            build.as_ref().is_none_or(|(timestamp, number)| {
+                snapshot_file(&artifact.artifact, &whole, &path[dir.len()..])
+                    .is_some_and(|f| &f.timestamp == timestamp && f.build == *number)
+            })
+        })
+        .map(|(path, _)| Write::DeleteAsset {
+            repo: repo.into(),
+            path,
+        })
+        .collect();
+    if writes.is_empty() && build.is_some() {
+        return Err(Problem::not_found(format!(
+            "{package} has no files of build {version}"
+        )));
+    }
+    if writes.len() == total {
+        writes.push(Write::DeleteVersion {
+            repo: repo.into(),
+            package: package.into(),
+            version: whole,
+        });
+    }
+    Ok(writes)
+}
+
+struct Build {
+    pushed: u64,
+}
+
+/// The builds of a SNAPSHOT version, by (build number, timestamp), oldest first.
+fn builds(
+    ctx: &Context<'_>,
+    repo: &str,
+    artifact: &Artifact,
+    version: &str,
+) -> Result<BTreeMap<(u64, String), Build>, Problem> {
+    let dir = format!("{}/{version}/", artifact.dir());
+    let mut builds: BTreeMap<(u64, String), Build> = BTreeMap::new();
+    for (path, asset) in paged(|after| ctx.store.meta().assets(repo, &dir, after, PAGE))? {
+        if let Some(file) = snapshot_file(&artifact.artifact, version, &path[dir.len()..]) {
+            let build = builds
+                .entry((file.build, file.timestamp))
+                .or_insert(Build { pushed: 0 });
+            build.pushed = build.pushed.max(asset.created);
+        }
+    }
+    Ok(builds)
+}
+
+/// `1.1-20261128.032329-2` taken apart: the base version and the build's (timestamp, number).
+fn unique_version(version: &str) -> Option<(&str, (String, u64))> {
+    let (rest, number) = version.rsplit_once('-')?;
+    let number: u64 = number.parse().ok()?;
+    let (base, timestamp) = rest.split_at_checked(rest.len().checked_sub(16)?)?;
+    let timestamp = timestamp.strip_prefix('-')?;
+    let valid = timestamp.len() == 15
+        && timestamp.bytes().enumerate().all(|(i, b)| {
+            if i == 8 {
+                b == b'.'
+            } else {
+                b.is_ascii_digit()
+            }
+        });
+    (valid && !base.is_empty()).then(|| (base, (timestamp.to_string(), number)))
+}
+
+/// `group:artifact`, the package name Maven versions are stored under.
+fn artifact(package: &str) -> Result<Artifact, Problem> {
+    let (group, artifact) = package
+        .split_once(':')
+        .ok_or_else(|| Problem::internal(format!("`{package}` is not a Maven package name")))?;
+    Ok(Artifact {
+        group: group.into(),
+        artifact: artifact.into(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unique_versions() {
+        assert_eq!(
+            unique_version("1.1-20261128.032329-2"),
+            Some(("1.1", ("20261128.032329".into(), 2)))
+        );
+        assert_eq!(
+            unique_version("1.1-rc-1-20261128.032329-12"),
+            Some(("1.1-rc-1", ("20261128.032329".into(), 12)))
+        );
+        for not in [
+            "1.1",
+            "1.1-SNAPSHOT",
+            "20261128.032329-2",
+            "1.1-20261128x032329-2",
+        ] {
+            assert_eq!(unique_version(not), None, "{not}");
+        }
+    }
+}
