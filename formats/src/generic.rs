@@ -5,6 +5,9 @@
 //! The bundled `generic` plugin (plugins/guest/generic) serves the `generic` format; this built-in twin is
 //! `generic-builtin`, kept so one protocol suite runs against a plugin and a built-in format alike, and so the
 //! format is still there when the plugins could not be built.
+//!
+//! For retention, a directory is a package and each file in it a version of that package (the root directory is
+//! the package `/`), so "keep the newest N" counts per directory and "expire after N days" dates each file.
 
 use wharf_storage::{Asset, BlobInfo, Digest, Want, Write, now};
 
@@ -126,13 +129,15 @@ impl Format for Generic {
         let Endpoint::Put(path) = Endpoint::parse(head)? else {
             return Err(Problem::method_not_allowed());
         };
+        let (package, version) = package_of(&path);
+        let time = now();
         let asset = Asset {
             digest: blob.digest,
             size: blob.size,
-            package: None,
-            version: None,
+            package: Some(package.clone()),
+            version: Some(version.clone()),
             content_type: head.header("content-type").map(str::to_string),
-            created: now(),
+            created: time,
         };
         let body = serde_json::json!({
             "repo": head.repository,
@@ -143,12 +148,15 @@ impl Format for Generic {
         });
         Ok(Commit {
             blobs: Vec::new(),
-            writes: vec![Write::PutAsset {
-                repo: head.repository.clone(),
-                path,
-                asset,
-                replace: true,
-            }],
+            writes: vec![
+                Write::PutAsset {
+                    repo: head.repository.clone(),
+                    path,
+                    asset,
+                    replace: true,
+                },
+                crate::version_of_files(&head.repository, package, version, time),
+            ],
             response: Response::json(201, &body),
         })
     }
@@ -173,12 +181,23 @@ impl Format for Generic {
         };
         Ok(Commit {
             blobs: Vec::new(),
-            writes: vec![Write::DeleteAsset {
-                repo: head.repository.clone(),
-                path,
-            }],
+            writes: removal(ctx, &head.repository, path)?,
             response: Response::empty(204),
         })
+    }
+
+    fn expire(
+        &self,
+        ctx: &Context<'_>,
+        repo: &str,
+        package: &str,
+        version: &str,
+    ) -> Result<Vec<Write>, Problem> {
+        let path = match package {
+            "/" => version.to_string(),
+            dir => format!("{dir}/{version}"),
+        };
+        removal(ctx, repo, path)
     }
 
     /// Artifactory's error shape, which generic-repository scripts already parse.
@@ -188,6 +207,36 @@ impl Format for Generic {
             &serde_json::json!({ "errors": [{ "status": problem.status, "message": problem.message }] }),
         )
     }
+}
+
+/// The package and version a file is for retention: its directory (`/` for the root) and its name.
+fn package_of(path: &str) -> (String, String) {
+    match path.rsplit_once('/') {
+        Some((dir, name)) => (dir.to_string(), name.to_string()),
+        None => ("/".to_string(), path.to_string()),
+    }
+}
+
+/// The writes that remove a file. Files stored before files had versions have none to remove.
+fn removal(ctx: &Context<'_>, repo: &str, path: String) -> Result<Vec<Write>, Problem> {
+    let (package, version) = package_of(&path);
+    let mut writes = vec![Write::DeleteAsset {
+        repo: repo.into(),
+        path,
+    }];
+    if ctx
+        .store
+        .meta()
+        .version(repo, &package, &version)?
+        .is_some()
+    {
+        writes.push(Write::DeleteVersion {
+            repo: repo.into(),
+            package,
+            version,
+        });
+    }
+    Ok(writes)
 }
 
 fn not_found(path: &str) -> Problem {

@@ -172,4 +172,8 @@ impl store::Host for State {
             .map(|(name, _)| name)
             .collect()
     }
+
+    fn now(&mut self) -> u64 {
+        wharf_storage::now()
+    }
 }

@@ -333,3 +333,57 @@ fn two_gib_up_and_down_through_the_plugin() {
     }
     assert_eq!(hex::encode(downloaded.finalize()), expected);
 }
+
+/// Retention on generic files, the plugin and the built-in alike: each directory keeps its newest files by push
+/// time; what was removed answers 404 to curl, what was kept is served.
+#[test]
+fn retention_keeps_the_newest_files_of_each_directory() {
+    let home = tempfile::tempdir().unwrap();
+    let home = home.path();
+    let clock = home.join("clock");
+    let config = "[storage]\ngc_interval = \"0s\"\n\n\
+                  [[repository]]\nname = \"generic\"\nformat = \"generic\"\n\n\
+                  [[repository]]\nname = \"builtin\"\nformat = \"generic-builtin\"\n";
+    std::fs::write(&clock, "1900000000").unwrap();
+    let (server, password, token) =
+        wharf_tests::start_with_token_env(home, config, &[("WHARF_CLOCK_FILE", &clock)]);
+    let user = format!("admin:{password}");
+    let file = home.join("file.bin");
+    for repo in ["generic", "builtin"] {
+        for (day, path) in [
+            "builds/app-1.bin",
+            "top.bin",
+            "builds/app-2.bin",
+            "builds/app-3.bin",
+        ]
+        .iter()
+        .enumerate()
+        {
+            std::fs::write(&clock, (1_900_000_000 + day as u64 * 86_400).to_string()).unwrap();
+            std::fs::write(&file, format!("{repo} {path}")).unwrap();
+            let (status, text) = curl(&[
+                "-u",
+                &user,
+                "-T",
+                file.to_str().unwrap(),
+                &url(&server, repo, path),
+            ]);
+            assert_eq!(status, 201, "{text}");
+        }
+        let plan = wharf_tests::retain(home, &server, &token, repo, &wharf_tests::keep_newest(2));
+        assert!(plan.contains("remove  builds@app-1.bin"), "{repo}: {plan}");
+        assert!(
+            plan.trim_end().ends_with("removed 1, kept 3"),
+            "{repo}: {plan}"
+        );
+        for (path, status) in [
+            ("builds/app-1.bin", 404),
+            ("builds/app-2.bin", 200),
+            ("builds/app-3.bin", 200),
+            ("top.bin", 200),
+        ] {
+            let (got, body) = curl(&[&url(&server, repo, path)]);
+            assert_eq!(got, status, "{repo}/{path}: {body}");
+        }
+    }
+}

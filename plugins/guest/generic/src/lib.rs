@@ -1,6 +1,9 @@
 //! `generic` as a plugin: any file at any path. `PUT` stores (an `X-Checksum-Sha256` sent with it is verified, and
 //! a PUT with that header and no body deploys by checksum when the blob is already stored), `GET`/`HEAD` serve with
 //! Range and `X-Checksum-Sha256`, `-Sha1`, `-Md5`, `DELETE` removes. Errors in Artifactory's JSON shape.
+//!
+//! For retention, a directory is a package and each file in it a version of that package (the root directory is
+//! the package `/`), so "keep the newest N" counts per directory and "expire after N days" dates each file.
 
 use wharf_plugin_sdk::*;
 
@@ -49,10 +52,30 @@ fn expected(head: &RequestHead) -> Result<Option<String>, Problem> {
     Ok(Some(format!("sha256:{hex}")))
 }
 
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+/// The package and version a file is for retention: its directory (`/` for the root) and its name.
+fn package_of(path: &str) -> (String, String) {
+    match path.rsplit_once('/') {
+        Some((dir, name)) => (dir.to_string(), name.to_string()),
+        None => ("/".to_string(), path.to_string()),
+    }
+}
+
+/// The path of a file from its package and version.
+fn path_of(package: &str, version: &str) -> String {
+    match package {
+        "/" => version.to_string(),
+        dir => format!("{dir}/{version}"),
+    }
+}
+
+/// The writes that remove a file. Files stored before files had versions have none to remove.
+fn removal(path: String) -> Vec<Write> {
+    let (package, version) = package_of(&path);
+    let mut writes = vec![Write::DeleteAsset(path)];
+    if store::get_version(&package, &version).is_some() {
+        writes.push(Write::DeleteVersion((package, version)));
+    }
+    writes
 }
 
 /// The file's record and the JSON answer Artifactory gives to a deploy.
@@ -65,20 +88,35 @@ fn stored(head: &RequestHead, path: String, blob: BlobInfo) -> Commit {
         "checksums": { "sha256": hex, "sha1": blob.checksums.sha1, "md5": blob.checksums.md5 },
         "downloadUri": format!("{}/{path}", head.base_url),
     });
+    let (package, version) = package_of(&path);
+    let created = store::now();
     let asset = Asset {
         digest: blob.digest,
         size: blob.size,
-        package: None,
-        version: None,
+        package: Some(package.clone()),
+        version: Some(version.clone()),
         content_type: header(head, "content-type").map(str::to_string),
-        created: now(),
+        created,
+    };
+    let record = Version {
+        blobs: Vec::new(),
+        metadata: "{}".into(),
+        created,
     };
     commit(
-        vec![Write::PutAsset(PutAsset {
-            path,
-            asset,
-            replace: true,
-        })],
+        vec![
+            Write::PutAsset(PutAsset {
+                path,
+                asset,
+                replace: true,
+            }),
+            Write::PutVersion(PutVersion {
+                package,
+                version,
+                record,
+                replace: true,
+            }),
+        ],
         response(201, "application/json", body.to_string()),
     )
 }
@@ -177,10 +215,7 @@ impl Format for Generic {
                 let blob = store::get_blob(&digest).ok_or_else(|| not_found(&path))?;
                 Ok(stored(&head, path, blob))
             }
-            Endpoint::Delete(path) => Ok(commit(
-                vec![Write::DeleteAsset(path)],
-                response(204, "text/plain", ""),
-            )),
+            Endpoint::Delete(path) => Ok(commit(removal(path), response(204, "text/plain", ""))),
             Endpoint::Get(_) => Err(problem(
                 405,
                 "METHOD_NOT_ALLOWED",
@@ -193,12 +228,8 @@ impl Format for Generic {
         Err(problem(500, "INTERNAL_ERROR", "generic never reads a form"))
     }
 
-    fn expire(_package: String, _version: String) -> Result<Vec<Write>, Problem> {
-        Err(problem(
-            400,
-            "UNSUPPORTED",
-            "generic files have no versions for retention to expire",
-        ))
+    fn expire(package: String, version: String) -> Result<Vec<Write>, Problem> {
+        Ok(removal(path_of(&package, &version)))
     }
 
     /// Artifactory's error shape, which generic-repository scripts already parse.

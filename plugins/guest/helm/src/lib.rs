@@ -86,12 +86,6 @@ fn json_response(status: u16, value: &Value) -> Response {
     response(status, "application/json", value.to_string())
 }
 
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
 /// The stored entry of one version; `latest` names the highest.
 fn describe(name: &str, version: &str) -> Result<Value, Problem> {
     let versions = chart::versions(name);
@@ -132,7 +126,7 @@ fn upload(head: &RequestHead, force: bool, form: &Form) -> Result<Commit, Proble
             ),
         ));
     }
-    let created = now();
+    let created = store::now();
     let asset = |blob: &BlobInfo, content_type: &str| Asset {
         digest: blob.digest.clone(),
         size: blob.size,
@@ -231,7 +225,7 @@ impl Format for Helm {
             Endpoint::Index => Ok(Plan::Respond(response(
                 200,
                 "application/x-yaml",
-                chart::index(now())?,
+                chart::index(store::now())?,
             ))),
             Endpoint::File(path) => {
                 let asset = store::get_asset(&path).ok_or_else(|| not_found(&path))?;
