@@ -12,7 +12,9 @@ use std::fmt;
 use std::ops::Range;
 use std::path::Path;
 
-pub use schema::{Auth, BUILTIN_FORMATS, Config, Kind, Plugin, Repository, Server, Storage};
+pub use schema::{
+    Auth, BUILTIN_FORMATS, Config, Kind, Plugin, Repository, RetentionAction, Server, Storage,
+};
 pub use units::{ByteSize, Duration};
 
 /// One mistake in a configuration file.
@@ -142,6 +144,13 @@ fn check(config: &Config, src: &str) -> Vec<(Range<usize>, String)> {
             ));
         }
         let format = repo.format.get_ref();
+        // Only PyPI has a yank that leaves a version installable by its exact number.
+        if repo.retention_action == RetentionAction::Yank && format != "pypi" {
+            problems.push((
+                repo.format.span(),
+                format!("repository `{name}`: retention_action = \"yank\" is for pypi repositories; {format} versions cannot be yanked"),
+            ));
+        }
         if !plugins_may_add_formats && !BUILTIN_FORMATS.contains(&format.as_str()) {
             problems.push((
                 repo.format.span(),

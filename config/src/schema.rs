@@ -5,7 +5,7 @@
 //! [storage]      data_dir, upload_max_age, gc_grace, gc_interval, cache
 //! [auth]         anonymous_read, credential_cache
 //! [[repository]] name, format, kind = "hosted" | "proxy" | "group", url (proxy), members (group),
-//!                allow_overwrite, immutable, [[repository.retention]]
+//!                allow_overwrite, immutable, retention_action = "delete" | "yank", [[repository.retention]]
 //! [[plugin]]     path
 //! ```
 //!
@@ -171,6 +171,17 @@ pub struct Repository {
     /// start-up.
     #[serde(default)]
     pub retention: Vec<RetentionRule>,
+    /// What retention does to a version it expires: deletes it, or (PyPI) yanks it, so pins still install.
+    #[serde(default)]
+    pub retention_action: RetentionAction,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RetentionAction {
+    #[default]
+    Delete,
+    Yank,
 }
 
 /// One rule of `[[repository.retention]]`: ECR's rule with snake_case names.
@@ -223,6 +234,7 @@ impl Repository {
             allow_overwrite: false,
             immutable: Immutable::None,
             retention: Vec::new(),
+            retention_action: RetentionAction::Delete,
         }
     }
 }

@@ -204,3 +204,32 @@ immutable = false
         "{error:#?}"
     );
 }
+
+#[test]
+fn retention_yanks_only_where_versions_can_be_yanked() {
+    let config = parse(
+        "wharf.toml",
+        "[[repository]]\nname = \"pypi\"\nformat = \"pypi\"\nretention_action = \"yank\"\n",
+    )
+    .unwrap();
+    assert_eq!(
+        config.repositories[0].retention_action,
+        crate::RetentionAction::Yank
+    );
+    let error = parse(
+        "wharf.toml",
+        "[[repository]]\nname = \"npm\"\nformat = \"npm\"\nretention_action = \"yank\"\n",
+    )
+    .unwrap_err();
+    assert!(
+        error[0].message.contains("npm versions cannot be yanked"),
+        "{error:#?}"
+    );
+    assert!(
+        parse(
+            "wharf.toml",
+            "[[repository]]\nname = \"pypi\"\nformat = \"pypi\"\nretention_action = \"shred\"\n",
+        )
+        .is_err()
+    );
+}

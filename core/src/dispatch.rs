@@ -30,6 +30,7 @@ pub struct Repo {
     pub name: String,
     pub format: Arc<dyn Format>,
     pub allow_overwrite: bool,
+    pub retention_action: wharf_config::RetentionAction,
 }
 
 /// Where a request came in: OCI clients require `/v2/`, every other format lives under `/repository/`.

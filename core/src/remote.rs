@@ -219,10 +219,10 @@ pub fn retention(command: &RetentionCommand) -> Result<()> {
                 };
                 println!(
                     "{}  {}@{}  [{}]  pushed {}  {rule}{}",
-                    if d["remove"] == true {
-                        "remove"
-                    } else {
-                        "keep  "
+                    match (d["remove"] == true, d["yank"] == true) {
+                        (true, true) => "yank  ",
+                        (true, false) => "remove",
+                        _ => "keep  ",
                     },
                     d["package"].as_str().unwrap_or(""),
                     d["version"].as_str().unwrap_or(""),
@@ -231,7 +231,15 @@ pub fn retention(command: &RetentionCommand) -> Result<()> {
                     d["why"].as_str().unwrap_or("")
                 );
             }
-            let verb = if *dry_run { "would remove" } else { "removed" };
+            let yanks = plan["decisions"]
+                .as_array()
+                .is_some_and(|all| all.iter().any(|d| d["yank"] == true));
+            let verb = match (*dry_run, yanks) {
+                (true, false) => "would remove",
+                (false, false) => "removed",
+                (true, true) => "would yank",
+                (false, true) => "yanked",
+            };
             println!("{verb} {}, kept {}", plan["removed"], plan["kept"]);
         }
     }

@@ -3,7 +3,9 @@
 //! `wharf retention import`. A run walks every package, judges its versions, keeps what is immutable or what the
 //! format will not remove (the plan says why), and, unless it is a dry run, applies each package's removals in
 //! one transaction, with an audit event per removed version. The dry run and the real run make the same plan.
+//! A repository with `retention_action = "yank"` (PyPI) yanks what expires instead: pins still install it.
 
+use wharf_config::RetentionAction;
 use wharf_formats::Problem;
 use wharf_formats::retention::{Decision, Policy, evaluate};
 use wharf_storage::{AuditEvent, RepositoryRecord, Write, now};
@@ -149,7 +151,12 @@ pub async fn run(
                     .map(|d| AuditEvent {
                         time: 0,
                         principal: principal.into(),
-                        action: "retention".into(),
+                        action: if d.yank {
+                            "retention-yank"
+                        } else {
+                            "retention"
+                        }
+                        .into(),
                         target: format!("{repo}/{}@{}: {}", package, d.item.version, d.why),
                     })
                     .collect();
@@ -172,11 +179,14 @@ fn plan(
     package: &str,
 ) -> Result<(Vec<Decision>, Vec<Write>), Problem> {
     let repo = record.name.as_str();
-    let format = &app
+    let served = app
         .repos
         .get(repo)
-        .ok_or_else(|| Problem::not_found(format!("repository `{repo}` is not served")))?
-        .format;
+        .ok_or_else(|| Problem::not_found(format!("repository `{repo}` is not served")))?;
+    let (format, yank) = (
+        &served.format,
+        served.retention_action == RetentionAction::Yank,
+    );
     let ctx = crate::dispatch::context(app);
     let items = format.retention_items(&ctx, repo, package)?;
     let mut decisions = evaluate(policy, items, now());
@@ -188,9 +198,18 @@ fn plan(
         {
             Some("it is immutable".to_string())
         } else {
-            match format.expire(&ctx, repo, package, &item.version) {
+            let removal = if yank {
+                let reason = format!("retention: {}", decision.why);
+                format
+                    .yank(&ctx, repo, package, &item.version, Some(&reason))
+                    .map(|commit| commit.writes)
+            } else {
+                format.expire(&ctx, repo, package, &item.version)
+            };
+            match removal {
                 Ok(removal) => {
                     writes.extend(removal);
+                    decision.yank = yank;
                     None
                 }
                 Err(problem) => Some(problem.message),

@@ -74,6 +74,7 @@ impl App {
                         name,
                         format: format.clone(),
                         allow_overwrite: repo.allow_overwrite,
+                        retention_action: repo.retention_action,
                     },
                 );
             }

@@ -216,6 +216,9 @@ pub struct Decision {
     #[serde(flatten)]
     pub item: Item,
     pub remove: bool,
+    /// The removal is a yank (`retention_action = "yank"`): the version stays installable by its exact number.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub yank: bool,
     pub rule: Option<u32>,
     pub why: String,
 }
@@ -259,6 +262,7 @@ pub fn evaluate(policy: &Policy, items: Vec<Item>, now: Time) -> Vec<Decision> {
             decisions[i] = Some(Decision {
                 item: items[i].clone(),
                 remove,
+                yank: false,
                 rule: Some(rule.rule_priority),
                 why,
             });
@@ -271,6 +275,7 @@ pub fn evaluate(policy: &Policy, items: Vec<Item>, now: Time) -> Vec<Decision> {
             decision.unwrap_or(Decision {
                 item,
                 remove: false,
+                yank: false,
                 rule: None,
                 why: "no rule selects it".into(),
             })

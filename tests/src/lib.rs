@@ -1,6 +1,8 @@
 //! Helpers for the integration tests: build and find the `wharf` binary, start it on port 0 with a temp data
 //! directory, read its address from its log, stop it (gracefully or with SIGKILL).
 
+pub mod python;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};

@@ -3,129 +3,11 @@
 //! hand-made bad uploads that must be refused in twine's terms and store nothing.
 
 use std::io::Write as _;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::path::PathBuf;
+use std::process::Command;
 
-use wharf_tests::{Server, agent, basic, sha256_hex, status_and_text, tool, wharf};
-
-/// Python tools with a private home, no user configuration and no cache.
-fn python(home: &Path) -> Command {
-    let mut command = Command::new(tool("wharf-python"));
-    isolate(&mut command, home);
-    command
-}
-
-fn isolate(command: &mut Command, home: &Path) {
-    command
-        .env("HOME", home)
-        .env("PIP_CONFIG_FILE", "/dev/null")
-        .env("PIP_DISABLE_PIP_VERSION_CHECK", "1")
-        .env("PYTHON_KEYRING_BACKEND", "keyring.backends.null.Keyring")
-        .env("UV_NO_CONFIG", "1")
-        .env_remove("PIP_INDEX_URL")
-        .env_remove("UV_INDEX_URL")
-        .stdin(Stdio::null());
-}
-
-fn run(command: &mut Command) -> Output {
-    command.output().expect("the tool starts")
-}
-
-fn ok(output: &Output) -> String {
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(output.status.success(), "failed: {text}");
-    text
-}
-
-fn failed(output: &Output) -> String {
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(!output.status.success(), "should have failed: {text}");
-    text
-}
-
-/// Writes a one-module setuptools project and builds its wheel and sdist; returns the two files.
-fn build(home: &Path, name: &str, version: &str, deps: &[&str]) -> Vec<PathBuf> {
-    let module = name.to_lowercase().replace(['-', '.'], "_");
-    let dir = home.join(format!("src-{module}-{version}"));
-    std::fs::create_dir_all(&dir).unwrap();
-    let deps: Vec<String> = deps.iter().map(|d| format!("{d:?}")).collect();
-    std::fs::write(
-        dir.join("pyproject.toml"),
-        format!(
-            "[build-system]\nrequires = [\"setuptools>=77\"]\nbuild-backend = \"setuptools.build_meta\"\n\n\
-             [project]\nname = \"{name}\"\nversion = \"{version}\"\ndescription = \"{name} for the Wharf tests\"\n\
-             requires-python = \">=3.8\"\ndependencies = [{}]\n\n[tool.setuptools]\npy-modules = [\"{module}\"]\n",
-            deps.join(", ")
-        ),
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join(format!("{module}.py")),
-        format!("VERSION = {version:?}\n"),
-    )
-    .unwrap();
-    ok(&run(python(home).current_dir(&dir).args([
-        "-m",
-        "build",
-        "--no-isolation",
-        "--outdir",
-        "dist",
-    ])));
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir.join("dist"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    files.sort();
-    assert_eq!(files.len(), 2, "{files:?}");
-    files
-}
-
-/// twine's upload; `program` is `twine` (the newest) or `twine-6.1` (the newest that offers `--skip-existing` to
-/// an index other than PyPI's).
-fn twine(
-    program: &str,
-    home: &Path,
-    server: &Server,
-    user: &str,
-    password: &str,
-    args: &[&str],
-) -> Command {
-    let mut command = Command::new(tool(program));
-    isolate(&mut command, home);
-    command
-        .args(["upload", "--non-interactive", "--disable-progress-bar"])
-        .arg("--repository-url")
-        .arg(server.url("/repository/pypi/legacy/"))
-        .args(["-u", user, "-p", password])
-        .args(args);
-    command
-}
-
-/// A fresh virtual environment without pip of its own; the tools' pip installs into it with `--python`.
-fn venv(home: &Path, name: &str) -> PathBuf {
-    let dir = home.join(name);
-    ok(&run(python(home)
-        .args(["-m", "venv", "--without-pip"])
-        .arg(&dir)));
-    dir.join("bin/python")
-}
-
-fn pip(home: &Path, target: &Path, server: &Server, args: &[&str]) -> Output {
-    run(python(home)
-        .args(["-m", "pip", "--python"])
-        .arg(target)
-        .args(args)
-        .args(["--no-cache-dir", "--index-url"])
-        .arg(server.url("/repository/pypi/simple/")))
-}
+use wharf_tests::python::{build, failed, isolate, ok, pip, twine, venv};
+use wharf_tests::{Server, agent, basic, run, sha256_hex, status_and_text, tool, wharf};
 
 fn get(server: &Server, path: &str, accept: Option<&str>) -> (u16, String, String) {
     let mut request = agent().get(&server.url(path));
@@ -174,7 +56,7 @@ fn twine_uploads_and_pip_and_uv_install() {
     let base_args = paths(&base);
     let base_args: Vec<&str> = base_args.iter().map(String::as_str).collect();
     ok(&run(&mut twine(
-        "twine", home, &server, "admin", &password, &base_args,
+        "twine", home, &server, "pypi", "admin", &password, &base_args,
     )));
     for _ in 0..2 {
         let mut args = vec!["--skip-existing"];
@@ -183,6 +65,7 @@ fn twine_uploads_and_pip_and_uv_install() {
             "twine-6.1",
             home,
             &server,
+            "pypi",
             "admin",
             &password,
             &args,
@@ -193,6 +76,7 @@ fn twine_uploads_and_pip_and_uv_install() {
         "twine",
         home,
         &server,
+        "pypi",
         "admin",
         &password,
         &base_args[..1],
@@ -206,6 +90,7 @@ fn twine_uploads_and_pip_and_uv_install() {
             "twine",
             home,
             &server,
+            "pypi",
             "__token__",
             &token,
             &args,
@@ -215,6 +100,7 @@ fn twine_uploads_and_pip_and_uv_install() {
         "twine",
         home,
         &server,
+        "pypi",
         "__token__",
         "wharf_nope",
         &base_args,
@@ -288,14 +174,26 @@ fn twine_uploads_and_pip_and_uv_install() {
 
     // pip into a fresh environment, no cache: the app and its dependency, spelled differently, from this index.
     let target = venv(home, "pip-env");
-    ok(&pip(home, &target, &server, &["install", "wharf-app"]));
+    ok(&pip(
+        home,
+        &target,
+        &server,
+        "pypi",
+        &["install", "wharf-app"],
+    ));
     let imported = ok(&run(Command::new(&target).args([
         "-c",
         "import foo_bar, wharf_app; print(foo_bar.VERSION, wharf_app.VERSION)",
     ])));
     assert_eq!(imported.trim(), "1.1.0 1.0");
     let target = venv(home, "pip-env-2");
-    ok(&pip(home, &target, &server, &["install", "Foo_Bar==1.0.0"]));
+    ok(&pip(
+        home,
+        &target,
+        &server,
+        "pypi",
+        &["install", "Foo_Bar==1.0.0"],
+    ));
 
     // Yanked: `==` still gets it, a range skips it. Then un-yanked through the API.
     let yank = wharf()
@@ -324,7 +222,7 @@ fn twine_uploads_and_pip_and_uv_install() {
             out.to_str().unwrap(),
             requirement,
         ];
-        ok(&pip(home, &target, &server, &args));
+        ok(&pip(home, &target, &server, "pypi", &args));
         out
     };
     let out = download("downloads", "foo-bar==1.1.0");
@@ -560,52 +458,4 @@ fn bad_uploads_are_refused_and_store_nothing() {
     let (status, _, page) = get(&server, "/repository/pypi/simple/bad/", None);
     assert_eq!(status, 200);
     assert_eq!(page.matches("<a ").count(), 1, "{page}");
-}
-
-/// Retention on releases, proved with pip: the newest release kept, the older ones (every file, its metadata and
-/// its page entry) gone from what pip reads.
-#[test]
-fn retention_expires_releases() {
-    let home = tempfile::tempdir().unwrap();
-    let home = home.path();
-    let clock = home.join("clock");
-    std::fs::write(&clock, "1900000000").unwrap();
-    let config =
-        "[storage]\ngc_interval = \"0s\"\n\n[[repository]]\nname = \"pypi\"\nformat = \"pypi\"\n";
-    let (server, password, token) =
-        wharf_tests::start_with_token_env(home, config, &[("WHARF_CLOCK_FILE", &clock)]);
-    for (day, version) in ["1.0.0", "1.1.0", "1.2.0"].iter().enumerate() {
-        let files = build(home, "Ret_Proj", version, &[]);
-        std::fs::write(&clock, (1_900_000_000 + day as u64 * 86_400).to_string()).unwrap();
-        ok(&run(
-            twine("twine", home, &server, "admin", &password, &[]).args(&files)
-        ));
-    }
-    let plan = wharf_tests::retain(home, &server, &token, "pypi", &wharf_tests::keep_newest(1));
-    assert!(plan.contains("removed 2, kept 1"), "{plan}");
-
-    let (status, _, page) = get(&server, "/repository/pypi/simple/ret-proj/", None);
-    assert_eq!(status, 200);
-    assert!(
-        page.contains("ret_proj-1.2.0") && !page.contains("1.0.0") && !page.contains("1.1.0"),
-        "{page}"
-    );
-    let target = venv(home, "env");
-    ok(&pip(
-        home,
-        &target,
-        &server,
-        &["install", "ret-proj==1.2.0"],
-    ));
-    let said = failed(&pip(
-        home,
-        &target,
-        &server,
-        &["install", "ret-proj==1.0.0"],
-    ));
-    assert!(said.contains("No matching distribution"), "{said}");
-    for (version, status) in [("1.0.0", 404), ("1.2.0", 200)] {
-        let path = format!("/repository/pypi/packages/ret-proj/ret_proj-{version}.tar.gz");
-        assert_eq!(get(&server, &path, None).0, status, "{path}");
-    }
 }

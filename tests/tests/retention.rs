@@ -413,3 +413,78 @@ expire_after_days = 7
         "{said}"
     );
 }
+
+/// Retention on PyPI releases, proved with pip: a repository that deletes loses every file of an expired release,
+/// its metadata and its page entry; one with `retention_action = "yank"` yanks it, so pip skips it unless it is
+/// pinned.
+#[test]
+fn pypi_releases_are_deleted_or_yanked() {
+    use wharf_tests::python::{build, failed, ok as done, pip, twine, venv};
+    let home = tempfile::tempdir().unwrap();
+    let home = home.path();
+    let clock = home.join("clock");
+    set_clock(&clock, NOW);
+    let config = "[storage]\ngc_interval = \"0s\"\n\n\
+                  [[repository]]\nname = \"pypi\"\nformat = \"pypi\"\n\n\
+                  [[repository]]\nname = \"pypi-yank\"\nformat = \"pypi\"\nretention_action = \"yank\"\n";
+    let (server, password, token) =
+        start_with_token_env(home, config, &[("WHARF_CLOCK_FILE", &clock)]);
+    let releases: Vec<(&str, Vec<std::path::PathBuf>)> = ["1.0.0", "1.1.0", "1.2.0"]
+        .into_iter()
+        .map(|version| (version, build(home, "Ret_Proj", version, &[])))
+        .collect();
+    for (repo, yanks) in [("pypi", false), ("pypi-yank", true)] {
+        for (day, (_, files)) in releases.iter().enumerate() {
+            set_clock(&clock, NOW + day as u64 * DAY);
+            done(&wharf_tests::run(
+                twine("twine", home, &server, repo, "admin", &password, &[]).args(files),
+            ));
+        }
+        let plan = wharf_tests::retain(home, &server, &token, repo, &wharf_tests::keep_newest(1));
+        let summary = if yanks {
+            "yanked 2, kept 1"
+        } else {
+            "removed 2, kept 1"
+        };
+        assert!(plan.trim_end().ends_with(summary), "{plan}");
+
+        let (status, page) = status_and_text(
+            agent()
+                .get(&server.url(&format!("/repository/{repo}/simple/ret-proj/")))
+                .call()
+                .unwrap(),
+        );
+        assert_eq!(status, 200);
+        assert!(page.contains("ret_proj-1.2.0"), "{page}");
+        assert_eq!(page.contains("ret_proj-1.0.0"), yanks, "{page}");
+        assert_eq!(
+            page.matches("data-yanked").count(),
+            if yanks { 4 } else { 0 },
+            "{page}"
+        );
+
+        let target = venv(home, &format!("env-{repo}"));
+        let got = done(&pip(home, &target, &server, repo, &["install", "ret-proj"]));
+        assert!(
+            got.contains("ret-proj-1.2.0") || got.contains("ret_proj-1.2.0"),
+            "{got}"
+        );
+        let pinned = pip(
+            home,
+            &target,
+            &server,
+            repo,
+            &["install", "ret-proj==1.0.0"],
+        );
+        if yanks {
+            let said = done(&pinned);
+            assert!(said.contains("yanked"), "pip warns of the yank: {said}");
+        } else {
+            let said = failed(&pinned);
+            assert!(said.contains("No matching distribution"), "{said}");
+        }
+        let file = format!("/repository/{repo}/packages/ret-proj/ret_proj-1.0.0.tar.gz");
+        let (status, _) = status_and_text(agent().get(&server.url(&file)).call().unwrap());
+        assert_eq!(status, if yanks { 200 } else { 404 }, "{file}");
+    }
+}
