@@ -7,7 +7,7 @@
 
 use wharf_config::RetentionAction;
 use wharf_formats::Problem;
-use wharf_formats::retention::{Decision, Policy, evaluate};
+use wharf_formats::retention::{Decision, Policy, evaluate, settle};
 use wharf_storage::{AuditEvent, RepositoryRecord, Write, now};
 
 use std::sync::Arc;
@@ -191,34 +191,46 @@ fn plan(
     let items = format.retention_items(&ctx, repo, package)?;
     let mut decisions = evaluate(policy, items, now());
     let mut writes = Vec::new();
-    for decision in decisions.iter_mut().filter(|d| d.remove) {
-        let item = &decision.item;
-        let kept = if record.is_immutable(&item.version)
-            || item.tags.iter().any(|t| record.is_immutable(t))
-        {
-            Some("it is immutable".to_string())
-        } else {
-            let removal = if yank {
-                let reason = format!("retention: {}", decision.why);
-                format
-                    .yank(&ctx, repo, package, &item.version, Some(&reason))
-                    .map(|commit| commit.writes)
-            } else {
-                format.expire(&ctx, repo, package, &item.version)
-            };
-            match removal {
-                Ok(removal) => {
-                    writes.extend(removal);
-                    decision.yank = yank;
-                    None
-                }
-                Err(problem) => Some(problem.message),
-            }
-        };
-        if let Some(reason) = kept {
-            decision.remove = false;
-            decision.why = format!("{reason}, so kept ({})", decision.why);
+    settle(&mut decisions, |decision| {
+        writes.extend(removal(
+            format.as_ref(),
+            &ctx,
+            record,
+            package,
+            decision,
+            yank,
+        )?);
+        Ok(())
+    });
+    if yank {
+        for decision in decisions.iter_mut().filter(|d| d.remove) {
+            decision.yank = true;
         }
     }
     Ok((decisions, writes))
+}
+
+/// The writes that remove (or yank) a version retention expires, or why it stays: it is immutable, or the format
+/// refuses.
+fn removal(
+    format: &dyn wharf_formats::Format,
+    ctx: &wharf_formats::Context<'_>,
+    record: &RepositoryRecord,
+    package: &str,
+    decision: &Decision,
+    yank: bool,
+) -> Result<Vec<Write>, String> {
+    let (repo, item) = (record.name.as_str(), &decision.item);
+    if record.is_immutable(&item.version) || item.tags.iter().any(|t| record.is_immutable(t)) {
+        return Err("it is immutable".into());
+    }
+    let writes = if yank {
+        let reason = format!("retention: {}", decision.why);
+        format
+            .yank(ctx, repo, package, &item.version, Some(&reason))
+            .map(|commit| commit.writes)
+    } else {
+        format.expire(ctx, repo, package, &item.version)
+    };
+    writes.map_err(|problem| problem.message)
 }

@@ -30,9 +30,13 @@ pub fn source_version(ctx: &Context<'_>, p: &Promotion<'_>) -> Result<Version, P
         })
 }
 
-/// The writes that copy the version record and the tags pointing at it. A version already in the target with the
-/// same blobs is left as it is; one with other blobs is refused: a promotion never replaces what is there.
-pub fn copy_version(ctx: &Context<'_>, p: &Promotion<'_>) -> Result<Vec<Write>, Problem> {
+/// The writes that copy the version record and the tags pointing at it, and the record copied. A version already
+/// in the target with the same blobs is left as it is; one with other blobs is refused: a promotion never replaces
+/// what is there.
+pub fn copy_version(
+    ctx: &Context<'_>,
+    p: &Promotion<'_>,
+) -> Result<(Vec<Write>, Version), Problem> {
     let record = source_version(ctx, p)?;
     let mut writes = Vec::new();
     match ctx.store.meta().version(p.to, p.package, p.version)? {
@@ -51,7 +55,7 @@ pub fn copy_version(ctx: &Context<'_>, p: &Promotion<'_>) -> Result<Vec<Write>, 
             repo: p.to.into(),
             package: p.package.into(),
             version: p.version.into(),
-            record,
+            record: record.clone(),
             replace: false,
         }),
     }
@@ -63,7 +67,7 @@ pub fn copy_version(ctx: &Context<'_>, p: &Promotion<'_>) -> Result<Vec<Write>, 
             version: p.version.into(),
         });
     }
-    Ok(writes)
+    Ok((writes, record))
 }
 
 /// The tags of `package` in `repo` that point at `version`.
@@ -84,7 +88,7 @@ pub fn tags_of(
 }
 
 /// The writes that remove a version and the tags pointing at it: the source's side of a move, and what retention
-/// does to an expired OCI manifest or npm version.
+/// does to an expired npm version.
 pub fn removal(
     ctx: &Context<'_>,
     repo: &str,

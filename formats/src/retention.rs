@@ -10,9 +10,14 @@
 //! - What no rule selects is kept. An immutable version or tag is kept whatever a rule says, and so is what the
 //!   format refuses to remove (`Format::expire`): the plan says why, and the real run does exactly what the plan
 //!   says.
+//! - An item that follows others (an OCI referrer its subject, an untagged manifest the index that lists it) is not
+//!   judged by the rules: it goes when everything it follows goes, and stays while any of it stays (`follow`).
+//!   One whose subject is not there at all is judged like any other item.
 
 use serde::{Deserialize, Serialize};
-use wharf_storage::{Store, Time, glob};
+use std::collections::HashMap;
+
+use wharf_storage::{Store, Time, Version, glob};
 
 use crate::Problem;
 
@@ -171,25 +176,48 @@ pub struct Item {
     pub version: String,
     pub tags: Vec<String>,
     pub pushed: Time,
+    /// Versions of the same package whose fate this one shares.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub follows: Vec<String>,
 }
 
 /// The items of one package as most formats have them: each version, tagged by the tags that point at it, pushed
 /// when its record was written. (`Format::retention_items` is this unless a format's versions hold more than one
 /// item, as a Maven SNAPSHOT holds its builds.)
 pub fn version_items(store: &Store, repo: &str, package: &str) -> Result<Vec<Item>, Problem> {
+    version_items_following(store, repo, package, |versions, _| {
+        vec![Vec::new(); versions.len()]
+    })
+}
+
+/// `version_items`, with what each version follows: `follows(versions, their tags)` answers for each version.
+pub fn version_items_following(
+    store: &Store,
+    repo: &str,
+    package: &str,
+    follows: impl FnOnce(&[(String, Version)], &[Vec<String>]) -> Vec<Vec<String>>,
+) -> Result<Vec<Item>, Problem> {
     let meta = store.meta();
-    let tags = paged(|after| meta.tags(repo, package, after, PAGE))?;
-    Ok(paged(|after| meta.versions(repo, package, after, PAGE))?
+    let mut tagged: HashMap<String, Vec<String>> = HashMap::new();
+    for (tag, t) in paged(|after| meta.tags(repo, package, after, PAGE))? {
+        tagged.entry(t.version).or_default().push(tag);
+    }
+    let versions = paged(|after| meta.versions(repo, package, after, PAGE))?;
+    let tags: Vec<Vec<String>> = versions
+        .iter()
+        .map(|(version, _)| tagged.remove(version).unwrap_or_default())
+        .collect();
+    let follows = follows(&versions, &tags);
+    Ok(versions
         .into_iter()
-        .map(|(version, v)| Item {
+        .zip(tags)
+        .zip(follows)
+        .map(|(((version, v), tags), follows)| Item {
             package: package.into(),
-            tags: tags
-                .iter()
-                .filter(|(_, t)| t.version == version)
-                .map(|(name, _)| name.clone())
-                .collect(),
             version,
+            tags,
             pushed: v.created,
+            follows,
         })
         .collect())
 }
@@ -226,6 +254,20 @@ pub struct Decision {
 /// Judges the versions of one package at time `now`.
 pub fn evaluate(policy: &Policy, items: Vec<Item>, now: Time) -> Vec<Decision> {
     let mut decisions: Vec<Option<Decision>> = vec![None; items.len()];
+    // Followers are decided by `follow`, after what they follow; for now they are kept.
+    let present: std::collections::HashSet<&str> =
+        items.iter().map(|i| i.version.as_str()).collect();
+    for (i, item) in items.iter().enumerate() {
+        if item.follows.iter().any(|f| present.contains(f.as_str())) {
+            decisions[i] = Some(Decision {
+                item: item.clone(),
+                remove: false,
+                yank: false,
+                rule: None,
+                why: format!("follows {}", item.follows.join(", ")),
+            });
+        }
+    }
     let mut rules: Vec<&Rule> = policy.rules.iter().collect();
     rules.sort_by_key(|r| r.rule_priority);
     for rule in rules {
@@ -283,6 +325,63 @@ pub fn evaluate(policy: &Policy, items: Vec<Item>, now: Time) -> Vec<Decision> {
         .collect()
 }
 
+/// Carries the decisions out: `act` is called on each decision to remove, the rules' first, then each follower once
+/// everything it follows is settled (so a referrer of a referrer waits a round). A follower goes when all it follows
+/// goes and stays while any of it stays. When `act` fails the item stays, and the message says why.
+/// Content-addressed versions cannot follow in a circle; were some to, they would stay.
+pub fn settle(decisions: &mut [Decision], mut act: impl FnMut(&Decision) -> Result<(), String>) {
+    let leaders = leaders(decisions);
+    let mut settled: Vec<bool> = leaders.iter().map(Vec::is_empty).collect();
+    let mut round: Vec<usize> = (0..decisions.len()).filter(|&i| settled[i]).collect();
+    while !round.is_empty() {
+        for &i in &round {
+            if decisions[i].remove
+                && let Err(reason) = act(&decisions[i])
+            {
+                let decision = &mut decisions[i];
+                decision.remove = false;
+                decision.why = format!("{reason}, so kept ({})", decision.why);
+            }
+        }
+        round = (0..decisions.len())
+            .filter(|&i| !settled[i] && leaders[i].iter().all(|&j| settled[j]))
+            .collect();
+        for &i in &round {
+            let remove = leaders[i].iter().all(|&j| decisions[j].remove);
+            let names: Vec<&str> = leaders[i]
+                .iter()
+                .map(|&j| decisions[j].item.version.as_str())
+                .collect();
+            decisions[i].why = format!(
+                "follows {}, which {}",
+                names.join(", "),
+                if remove { "goes" } else { "stays" }
+            );
+            decisions[i].remove = remove;
+            settled[i] = true;
+        }
+    }
+}
+
+/// For each decision, the decisions of what its item follows (empty for an item the rules judge).
+fn leaders(decisions: &[Decision]) -> Vec<Vec<usize>> {
+    let index: HashMap<&str, usize> = decisions
+        .iter()
+        .enumerate()
+        .map(|(i, d)| (d.item.version.as_str(), i))
+        .collect();
+    decisions
+        .iter()
+        .map(|d| {
+            d.item
+                .follows
+                .iter()
+                .filter_map(|f| index.get(f.as_str()).copied())
+                .collect()
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -303,6 +402,7 @@ mod tests {
             version: version.into(),
             tags: tags.iter().map(|t| t.to_string()).collect(),
             pushed,
+            follows: Vec::new(),
         }
     }
 
@@ -372,5 +472,61 @@ mod tests {
             assert!(error.message.contains(message), "{json}: {}", error.message);
         }
         assert!(Policy::parse(br#"{"rules": [], "extra": 1}"#).is_err());
+    }
+
+    #[test]
+    fn followers_share_the_fate_of_what_they_follow() {
+        let policy = Policy::parse(GUIDE.as_bytes()).unwrap();
+        let day = 86_400;
+        let now = 100 * day;
+        let follower = |version: &str, follows: &[&str]| Item {
+            follows: follows.iter().map(|f| f.to_string()).collect(),
+            ..item(version, &[], now - 30 * day)
+        };
+        let items = vec![
+            item("kept", &["v1"], now - 30 * day),
+            item("gone", &[], now - 30 * day),
+            item("refused", &[], now - 30 * day),
+            follower("sig-of-kept", &["kept"]),
+            follower("sig-of-gone", &["gone"]),
+            follower("sig-of-sig", &["sig-of-gone"]),
+            follower("sig-of-refused", &["refused"]),
+            follower("in-both", &["kept", "gone"]),
+            follower("dangling", &["never-pushed"]),
+        ];
+        let mut decisions = evaluate(&policy, items, now);
+        let mut acted = Vec::new();
+        settle(&mut decisions, |d| {
+            acted.push(d.item.version.clone());
+            match d.item.version.as_str() {
+                "refused" => Err("the format refuses".into()),
+                _ => Ok(()),
+            }
+        });
+        let removed: Vec<&str> = decisions
+            .iter()
+            .filter(|d| d.remove)
+            .map(|d| d.item.version.as_str())
+            .collect();
+        assert_eq!(removed, ["gone", "sig-of-gone", "sig-of-sig", "dangling"]);
+        // Leaders before followers, and each removal acted on once.
+        assert_eq!(
+            acted,
+            ["gone", "refused", "dangling", "sig-of-gone", "sig-of-sig"]
+        );
+        let why = |v: &str| {
+            decisions
+                .iter()
+                .find(|d| d.item.version == v)
+                .unwrap()
+                .why
+                .clone()
+        };
+        assert_eq!(why("in-both"), "follows kept, gone, which stays");
+        assert!(
+            why("refused").starts_with("the format refuses, so kept"),
+            "{}",
+            why("refused")
+        );
     }
 }

@@ -441,20 +441,36 @@ pub fn keep_newest(n: u32) -> String {
     )
 }
 
+/// `wharf retention <args>` against `server` with `token`: what it printed.
+pub fn retention(server: &Server, token: &str, args: &[&str]) -> String {
+    ok(wharf()
+        .arg("retention")
+        .args(args)
+        .args(["--server", &server.url(""), "--token", token]))
+}
+
 /// Imports `policy` (ECR's JSON, written to a file in `dir`) for `repo` and runs retention, both through the CLI
 /// with `token`: the plan it printed.
 pub fn retain(dir: &Path, server: &Server, token: &str, repo: &str, policy: &str) -> String {
     let file = dir.join(format!("{repo}-policy.json"));
     std::fs::write(&file, policy).unwrap();
-    let remote = ["--server", &server.url(""), "--token", token];
-    ok(wharf()
-        .args(["retention", "import", "--ecr"])
-        .arg(&file)
-        .args(["--repository", repo])
-        .args(remote));
-    ok(wharf()
-        .args(["retention", "run", "--repository", repo])
-        .args(remote))
+    let file = file.to_str().unwrap();
+    retention(
+        server,
+        token,
+        &["import", "--ecr", file, "--repository", repo],
+    );
+    retention(server, token, &["run", "--repository", repo])
+}
+
+/// The versions of `package` a retention plan's `remove` lines name.
+pub fn removed(plan: &str, package: &str) -> std::collections::BTreeSet<String> {
+    let prefix = format!("{package}@");
+    plan.lines()
+        .filter(|l| l.starts_with("remove  "))
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .filter_map(|r| r.strip_prefix(&prefix).map(str::to_string))
+        .collect()
 }
 
 #[cfg(test)]

@@ -330,17 +330,13 @@ fn retention_prunes_snapshot_builds_and_old_releases() {
          "action": {"type": "expire"}}
     ]}"#;
     let plan = wharf_tests::retain(home, &server, &token, "maven", policy);
-    let removed: Vec<&str> = plan
-        .lines()
-        .filter(|l| l.starts_with("remove  "))
-        .filter_map(|l| l.split_whitespace().nth(1))
-        .collect();
+    let removed = wharf_tests::removed(&plan, "org.wharf.test:wharf-lib");
     assert_eq!(removed.len(), 2, "{plan}");
-    assert!(removed.contains(&"org.wharf.test:wharf-lib@0.9"), "{plan}");
+    assert!(removed.contains("0.9"), "{plan}");
     assert!(
         removed
             .iter()
-            .any(|r| r.starts_with("org.wharf.test:wharf-lib@1.1-") && r.ends_with("-1")),
+            .any(|r| r.starts_with("1.1-") && r.ends_with("-1")),
         "{plan}"
     );
 

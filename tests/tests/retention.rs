@@ -1,12 +1,13 @@
-//! Retention with an ECR lifecycle policy imported verbatim: 15 `v*` tags, 3 other tags and untagged manifests of
-//! several ages (push times set through the test clock, `WHARF_CLOCK_FILE`). The dry run lists exactly what ECR's
-//! documented rules remove and changes nothing; the real run removes exactly that; docker pulls what was kept.
+//! Retention on OCI images. An ECR lifecycle policy imported verbatim over 15 `v*` tags, 3 other tags and
+//! untagged manifests of several ages (push times set through the test clock, `WHARF_CLOCK_FILE`): the dry run
+//! lists exactly what ECR's documented rules remove and changes nothing; the real run removes exactly that; docker
+//! pulls what was kept. The TOML form of a policy; referrers and index manifests following what they belong to.
 
 use std::collections::BTreeSet;
 use std::path::Path;
 
 use wharf_tests::{
-    Engine, Server, agent, basic, npm_as_admin, ok, sha256_hex, start_with_token_env,
+    Engine, Server, agent, basic, ok, removed, retention, sha256_hex, start_with_token_env,
     status_and_text, wharf,
 };
 
@@ -50,22 +51,6 @@ const NOW: u64 = 1_900_000_000;
 
 fn set_clock(clock: &Path, at: u64) {
     std::fs::write(clock, at.to_string()).unwrap();
-}
-
-fn retention(server: &Server, token: &str, args: &[&str]) -> String {
-    ok(wharf()
-        .arg("retention")
-        .args(args)
-        .args(["--server", &server.url(""), "--token", token]))
-}
-
-/// The versions a plan's `remove` lines name.
-fn removed(plan: &str) -> BTreeSet<String> {
-    plan.lines()
-        .filter(|l| l.starts_with("remove  "))
-        .filter_map(|l| l.split_whitespace().nth(1))
-        .map(|r| r.trim_start_matches("app@").to_string())
-        .collect()
 }
 
 #[test]
@@ -159,7 +144,7 @@ fn an_ecr_policy_removes_exactly_what_ecr_would() {
         &token,
         &["run", "--repository", "docker", "--dry-run"],
     );
-    assert_eq!(removed(&dry), expected, "{dry}");
+    assert_eq!(removed(&dry, "app"), expected, "{dry}");
     assert!(dry.trim_end().ends_with("would remove 7, kept 15"), "{dry}");
     assert!(
         dry.lines().any(|l| l.starts_with("keep")
@@ -245,114 +230,6 @@ fn an_ecr_policy_removes_exactly_what_ecr_would() {
     );
 }
 
-#[test]
-fn npm_versions_expire_and_npm_installs_what_is_kept() {
-    let dir = tempfile::tempdir().unwrap();
-    let clock = dir.path().join("clock");
-    set_clock(&clock, NOW - 40 * DAY);
-    let config =
-        "[storage]\ngc_interval = \"0s\"\n\n[[repository]]\nname = \"npm\"\nformat = \"npm\"\n";
-    let (server, password, token) =
-        start_with_token_env(dir.path(), config, &[("WHARF_CLOCK_FILE", &clock)]);
-    let registry = server.url("/repository/npm/");
-    let home = dir.path().join("home");
-    std::fs::create_dir_all(&home).unwrap();
-    let npm = |dir: &Path, args: &[&str]| {
-        let out = npm_as_admin(&home, &registry, &password, dir, args);
-        (
-            out.status.success(),
-            format!(
-                "{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            ),
-        )
-    };
-    for i in 0..5u64 {
-        let package = dir.path().join(format!("pkg-{i}"));
-        std::fs::create_dir_all(&package).unwrap();
-        std::fs::write(
-            package.join("package.json"),
-            format!(r#"{{"name":"ret-pkg","version":"1.0.{i}"}}"#),
-        )
-        .unwrap();
-        set_clock(&clock, NOW - (10 - i) * DAY);
-        let (done, said) = npm(&package, &["publish"]);
-        assert!(done, "{said}");
-    }
-    set_clock(&clock, NOW);
-    let here = dir.path();
-    for args in [
-        ["dist-tag", "add", "ret-pkg@1.0.1", "stable"],
-        ["dist-tag", "add", "ret-pkg@1.0.0", "latest"],
-    ] {
-        let (done, said) = npm(here, &args);
-        assert!(done, "{said}");
-    }
-
-    // Keep the newest two of any version: 1.0.2 and 1.0.1 (and its dist-tag) go; 1.0.0 stays because `latest`
-    // names it.
-    let policy = dir.path().join("policy.json");
-    std::fs::write(
-        &policy,
-        r#"{"rules": [{"rulePriority": 1, "selection": {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": 2}, "action": {"type": "expire"}}]}"#,
-    )
-    .unwrap();
-    retention(
-        &server,
-        &token,
-        &[
-            "import",
-            "--ecr",
-            policy.to_str().unwrap(),
-            "--repository",
-            "npm",
-        ],
-    );
-    let dry = retention(
-        &server,
-        &token,
-        &["run", "--repository", "npm", "--dry-run"],
-    );
-    let removed_versions = |plan: &str| -> BTreeSet<String> {
-        removed(plan)
-            .into_iter()
-            .map(|r| r.trim_start_matches("ret-pkg@").to_string())
-            .collect()
-    };
-    assert_eq!(
-        removed_versions(&dry),
-        BTreeSet::from(["1.0.1".into(), "1.0.2".into()]),
-        "{dry}"
-    );
-    assert!(
-        dry.lines().any(|l| l.starts_with("keep")
-            && l.contains("ret-pkg@1.0.0")
-            && l.contains("the latest dist-tag points at it, so kept")),
-        "{dry}"
-    );
-    let real = retention(&server, &token, &["run", "--repository", "npm"]);
-    assert_eq!(removed_versions(&real), removed_versions(&dry));
-
-    // What npm reads afterwards: the kept versions install, the removed ones are gone, and so is their dist-tag.
-    let (_, versions) = npm(here, &["view", "ret-pkg", "versions", "--json"]);
-    let versions: serde_json::Value = serde_json::from_str(versions.trim()).unwrap();
-    assert_eq!(versions, serde_json::json!(["1.0.0", "1.0.3", "1.0.4"]));
-    let (_, tags) = npm(here, &["dist-tag", "ls", "ret-pkg"]);
-    assert!(!tags.contains("stable"), "{tags}");
-    let project = dir.path().join("project");
-    std::fs::create_dir_all(&project).unwrap();
-    std::fs::write(
-        project.join("package.json"),
-        r#"{"name":"p","version":"1.0.0"}"#,
-    )
-    .unwrap();
-    let (done, said) = npm(&project, &["install", "ret-pkg@1.0.3"]);
-    assert!(done, "{said}");
-    let (done, said) = npm(&project, &["install", "ret-pkg@1.0.1"]);
-    assert!(!done, "{said}");
-}
-
 /// The TOML form of the same policy is stored as the ECR document it spells; a rule without a count is refused at
 /// start-up with a message naming it.
 #[test]
@@ -414,77 +291,152 @@ expire_after_days = 7
     );
 }
 
-/// Retention on PyPI releases, proved with pip: a repository that deletes loses every file of an expired release,
-/// its metadata and its page entry; one with `retention_action = "yank"` yanks it, so pip skips it unless it is
-/// pinned.
+/// What follows other manifests is not judged on its own: an SBOM attached with oras stays with its tagged subject
+/// and goes with its expired one, and the untagged platform manifests of a tagged index stay with the index, all
+/// under a policy ("expire untagged after 7 days") that would otherwise remove every one of them.
 #[test]
-fn pypi_releases_are_deleted_or_yanked() {
-    use wharf_tests::python::{build, failed, ok as done, pip, twine, venv};
-    let home = tempfile::tempdir().unwrap();
-    let home = home.path();
+fn referrers_and_index_manifests_follow() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path();
     let clock = home.join("clock");
-    set_clock(&clock, NOW);
-    let config = "[storage]\ngc_interval = \"0s\"\n\n\
-                  [[repository]]\nname = \"pypi\"\nformat = \"pypi\"\n\n\
-                  [[repository]]\nname = \"pypi-yank\"\nformat = \"pypi\"\nretention_action = \"yank\"\n";
+    set_clock(&clock, NOW - 30 * DAY);
     let (server, password, token) =
-        start_with_token_env(home, config, &[("WHARF_CLOCK_FILE", &clock)]);
-    let releases: Vec<(&str, Vec<std::path::PathBuf>)> = ["1.0.0", "1.1.0", "1.2.0"]
-        .into_iter()
-        .map(|version| (version, build(home, "Ret_Proj", version, &[])))
-        .collect();
-    for (repo, yanks) in [("pypi", false), ("pypi-yank", true)] {
-        for (day, (_, files)) in releases.iter().enumerate() {
-            set_clock(&clock, NOW + day as u64 * DAY);
-            done(&wharf_tests::run(
-                twine("twine", home, &server, repo, "admin", &password, &[]).args(files),
-            ));
-        }
-        let plan = wharf_tests::retain(home, &server, &token, repo, &wharf_tests::keep_newest(1));
-        let summary = if yanks {
-            "yanked 2, kept 1"
-        } else {
-            "removed 2, kept 1"
-        };
-        assert!(plan.trim_end().ends_with(summary), "{plan}");
+        start_with_token_env(home, CONFIG, &[("WHARF_CLOCK_FILE", &clock)]);
+    let auth = basic("admin", &password);
+    let oras = |args: &[&str]| {
+        ok(std::process::Command::new(wharf_tests::tool("oras"))
+            .args(args)
+            .arg("--plain-http")
+            .env("DOCKER_CONFIG", home.join("oras"))
+            .current_dir(home))
+    };
+    oras(&["login", &server.addr, "-u", "admin", "-p", &password]);
+    let image = format!("{}/docker/app", server.addr);
+    let digest = |reference: &str| -> String {
+        let response = agent()
+            .head(&server.url(&format!("/v2/docker/app/manifests/{reference}")))
+            .header("authorization", &auth)
+            .header("accept", "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json")
+            .call()
+            .unwrap();
+        response.headers()["docker-content-digest"]
+            .to_str()
+            .unwrap()
+            .to_string()
+    };
+    let untag = |tag: &str| {
+        let response = agent()
+            .delete(&server.url(&format!("/v2/docker/app/manifests/{tag}")))
+            .header("authorization", &auth)
+            .call()
+            .unwrap();
+        assert_eq!(response.status(), 202);
+    };
+    let sbom_of = |subject: &str| -> String {
+        let found: serde_json::Value = serde_json::from_str(&oras(&[
+            "discover",
+            "--format",
+            "json",
+            &format!("{image}@{subject}"),
+        ]))
+        .unwrap();
+        let referrers = found["referrers"].as_array().cloned().unwrap_or_default();
+        assert!(referrers.len() <= 1, "{found}");
+        referrers
+            .first()
+            .map_or(String::new(), |r| r["digest"].as_str().unwrap().to_string())
+    };
+    std::fs::write(home.join("sbom.spdx.json"), r#"{"spdxVersion":"SPDX-2.3"}"#).unwrap();
+    let mut pushed = std::collections::BTreeMap::new();
+    for name in ["kept", "gone", "amd64", "arm64"] {
+        std::fs::write(home.join(format!("{name}.txt")), name).unwrap();
+        oras(&["push", &format!("{image}:{name}"), &format!("{name}.txt")]);
+        pushed.insert(name, digest(name));
+    }
+    for subject in ["kept", "gone"] {
+        oras(&[
+            "attach",
+            "--artifact-type",
+            "application/spdx+json",
+            &format!("{image}:{subject}"),
+            "sbom.spdx.json",
+        ]);
+    }
+    oras(&[
+        "manifest",
+        "index",
+        "create",
+        &format!("{image}:multi"),
+        "amd64",
+        "arm64",
+    ]);
+    for tag in ["gone", "amd64", "arm64"] {
+        untag(tag);
+    }
+    let (kept_sbom, gone_sbom) = (sbom_of(&pushed["kept"]), sbom_of(&pushed["gone"]));
+    assert!(!kept_sbom.is_empty() && !gone_sbom.is_empty());
+    set_clock(&clock, NOW);
 
-        let (status, page) = status_and_text(
-            agent()
-                .get(&server.url(&format!("/repository/{repo}/simple/ret-proj/")))
-                .call()
-                .unwrap(),
-        );
-        assert_eq!(status, 200);
-        assert!(page.contains("ret_proj-1.2.0"), "{page}");
-        assert_eq!(page.contains("ret_proj-1.0.0"), yanks, "{page}");
-        assert_eq!(
-            page.matches("data-yanked").count(),
-            if yanks { 4 } else { 0 },
-            "{page}"
-        );
-
-        let target = venv(home, &format!("env-{repo}"));
-        let got = done(&pip(home, &target, &server, repo, &["install", "ret-proj"]));
+    let policy = r#"{"rules": [{"rulePriority": 1, "selection": {"tagStatus": "untagged",
+        "countType": "sinceImagePushed", "countUnit": "days", "countNumber": 7}, "action": {"type": "expire"}}]}"#;
+    let plan = wharf_tests::retain(home, &server, &token, "docker", policy);
+    let expected: BTreeSet<String> = [pushed["gone"].clone(), gone_sbom.clone()].into();
+    assert_eq!(removed(&plan, "app"), expected, "{plan}");
+    for (digest, why) in [
+        (
+            &kept_sbom,
+            format!("follows {}, which stays", pushed["kept"]),
+        ),
+        (
+            &pushed["amd64"],
+            format!("follows {}, which stays", digest("multi")),
+        ),
+        (
+            &gone_sbom,
+            format!("follows {}, which goes", pushed["gone"]),
+        ),
+    ] {
         assert!(
-            got.contains("ret-proj-1.2.0") || got.contains("ret_proj-1.2.0"),
-            "{got}"
+            plan.lines()
+                .any(|l| l.contains(digest.as_str()) && l.ends_with(&why)),
+            "{digest}: {why}\n{plan}"
         );
-        let pinned = pip(
-            home,
-            &target,
-            &server,
-            repo,
-            &["install", "ret-proj==1.0.0"],
+    }
+
+    // What oras reads afterwards: the kept subject's SBOM, no referrer left for the removed one, and every manifest
+    // the index lists.
+    assert_eq!(sbom_of(&pushed["kept"]), kept_sbom);
+    let (status, index) = status_and_text(
+        agent()
+            .get(&server.url(&format!("/v2/docker/app/referrers/{}", pushed["gone"])))
+            .header("authorization", &auth)
+            .call()
+            .unwrap(),
+    );
+    assert_eq!(status, 200);
+    let index: serde_json::Value = serde_json::from_str(&index).unwrap();
+    assert_eq!(index["manifests"], serde_json::json!([]), "{index}");
+    for gone in &expected {
+        let status = agent()
+            .head(&server.url(&format!("/v2/docker/app/manifests/{gone}")))
+            .header("authorization", &auth)
+            .call()
+            .unwrap()
+            .status();
+        assert_eq!(status, 404, "{gone}");
+    }
+    oras(&["manifest", "fetch", &format!("{image}:multi")]);
+    for platform in ["amd64", "arm64"] {
+        let out = home.join(format!("out-{platform}"));
+        oras(&[
+            "pull",
+            "-o",
+            out.to_str().unwrap(),
+            &format!("{image}@{}", pushed[platform]),
+        ]);
+        assert_eq!(
+            std::fs::read_to_string(out.join(format!("{platform}.txt"))).unwrap(),
+            platform
         );
-        if yanks {
-            let said = done(&pinned);
-            assert!(said.contains("yanked"), "pip warns of the yank: {said}");
-        } else {
-            let said = failed(&pinned);
-            assert!(said.contains("No matching distribution"), "{said}");
-        }
-        let file = format!("/repository/{repo}/packages/ret-proj/ret_proj-1.0.0.tar.gz");
-        let (status, _) = status_and_text(agent().get(&server.url(&file)).call().unwrap());
-        assert_eq!(status, if yanks { 200 } else { 404 }, "{file}");
     }
 }

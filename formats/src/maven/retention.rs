@@ -31,6 +31,7 @@ pub fn items(ctx: &Context<'_>, repo: &str, package: &str) -> Result<Vec<Item>, 
                 tags: vec![version.clone()],
                 version,
                 pushed: record.created,
+                follows: Vec::new(),
             });
             continue;
         };
@@ -45,6 +46,7 @@ pub fn items(ctx: &Context<'_>, repo: &str, package: &str) -> Result<Vec<Item>, 
                     Vec::new()
                 },
                 pushed: build.pushed,
+                follows: Vec::new(),
             });
         }
     }

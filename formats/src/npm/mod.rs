@@ -91,7 +91,7 @@ fn promote(ctx: &Context<'_>, p: &Promotion<'_>) -> Result<Vec<Write>, Problem> 
             ),
         ));
     }
-    let mut writes = promote::copy_version(ctx, p)?;
+    let (mut writes, _) = promote::copy_version(ctx, p)?;
     writes.push(Write::PutKv {
         repo: p.to.into(),
         key: used,

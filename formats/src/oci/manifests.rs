@@ -119,35 +119,88 @@ pub fn commit(
         )),
         Endpoint::DeleteManifest(reference) => {
             let (name, version) = resolve(ctx.store, repo, image, reference)?;
-            let mut writes = vec![Write::DeleteVersion {
-                repo: repo.into(),
-                package: image.into(),
-                version: name.clone(),
-            }];
-            // Tags of one image, in pages: bounded by that image, not by the store.
-            let mut after: Option<String> = None;
-            loop {
-                let page = ctx.store.meta().tags(repo, image, after.as_deref(), PAGE)?;
-                let Some((last, _)) = page.last() else { break };
-                after = Some(last.clone());
-                writes.extend(page.iter().filter(|(_, tag)| tag.version == name).map(
-                    |(tag, _)| Write::DeleteTag {
-                        repo: repo.into(),
-                        package: image.into(),
-                        tag: tag.clone(),
-                    },
-                ));
-            }
-            if let Some(subject) = version.metadata["subject"].as_str() {
-                writes.push(Write::DeleteKv {
-                    repo: repo.into(),
-                    key: referrer_key(image, subject, &name),
-                });
-            }
+            let writes = removal(ctx, repo, image, &name, &version)?;
             Ok(Commit::new(writes, Response::empty(202)))
         }
         _ => Err(Problem::internal("not a manifest write")),
     }
+}
+
+/// The writes that remove a manifest: the version, every tag pointing at it, and its entry in its subject's
+/// referrers. A DELETE by digest, retention and the source side of a move all remove a manifest this way.
+pub fn removal(
+    ctx: &Context<'_>,
+    repo: &str,
+    image: &str,
+    name: &str,
+    version: &Version,
+) -> Result<Vec<Write>, Problem> {
+    let mut writes = vec![Write::DeleteVersion {
+        repo: repo.into(),
+        package: image.into(),
+        version: name.into(),
+    }];
+    // Tags of one image, in pages: bounded by that image, not by the store.
+    let mut after: Option<String> = None;
+    loop {
+        let page = ctx.store.meta().tags(repo, image, after.as_deref(), PAGE)?;
+        let Some((last, _)) = page.last() else { break };
+        after = Some(last.clone());
+        writes.extend(
+            page.iter()
+                .filter(|(_, tag)| tag.version == name)
+                .map(|(tag, _)| Write::DeleteTag {
+                    repo: repo.into(),
+                    package: image.into(),
+                    tag: tag.clone(),
+                }),
+        );
+    }
+    if let Some(subject) = version.metadata["subject"].as_str() {
+        writes.push(Write::DeleteKv {
+            repo: repo.into(),
+            key: referrer_key(image, subject, name),
+        });
+    }
+    Ok(writes)
+}
+
+/// The manifests an image index lists (recorded at push).
+pub fn children(version: &Version) -> Vec<String> {
+    version.metadata["manifests"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c.as_str().map(str::to_string))
+        .collect()
+}
+
+/// Retention's items of an image: its manifests, tagged by their tags. A referrer follows its subject, and an
+/// untagged manifest follows the indexes that list it, so neither is judged (or counted) on its own.
+pub fn retention_items(
+    ctx: &Context<'_>,
+    repo: &str,
+    image: &str,
+) -> Result<Vec<crate::retention::Item>, Problem> {
+    crate::retention::version_items_following(ctx.store, repo, image, |versions, tags| {
+        let mut listed_by: std::collections::HashMap<String, Vec<String>> = Default::default();
+        for (name, version) in versions {
+            for child in children(version) {
+                listed_by.entry(child).or_default().push(name.clone());
+            }
+        }
+        versions
+            .iter()
+            .zip(tags)
+            .map(
+                |((name, version), tags)| match version.metadata["subject"].as_str() {
+                    Some(subject) => vec![subject.to_string()],
+                    None if tags.is_empty() => listed_by.remove(name).unwrap_or_default(),
+                    None => Vec::new(),
+                },
+            )
+            .collect()
+    })
 }
 
 fn put(
@@ -184,10 +237,12 @@ fn put(
         return Err(invalid("schemaVersion must be 2"));
     }
     let mut blobs = vec![bytes];
+    let mut children = Vec::new();
     match media_type.as_str() {
         OCI_INDEX | DOCKER_LIST => {
             for child in manifest.manifests.iter().flatten() {
                 let child = descriptor_digest(child)?;
+                children.push(child.to_string());
                 if ctx
                     .store
                     .meta()
@@ -223,6 +278,10 @@ fn put(
     let mut metadata = json!({ "mediaType": media_type, "size": body.len() });
     if let Some(subject) = &subject {
         metadata["subject"] = json!(subject.to_string());
+    }
+    // The manifests an index lists: retention keeps them while the index stays.
+    if !children.is_empty() {
+        metadata["manifests"] = json!(children);
     }
     let mut writes = vec![Write::PutVersion {
         repo: repo.into(),

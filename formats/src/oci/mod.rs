@@ -126,27 +126,21 @@ fn linked(
 }
 
 /// The writes that make a promoted manifest pullable in the target: the version and its tags, and a link in the
-/// target image for every blob it names. An image index brings its platform manifests (versions of the same image)
+/// target image for every blob it names. An image index brings the manifests it lists (versions of the same image)
 /// along, with their links.
 fn promote(ctx: &Context<'_>, p: &Promotion<'_>) -> Result<Vec<Write>, Problem> {
-    let mut writes = promote::copy_version(ctx, p)?;
-    let record = promote::source_version(ctx, p)?;
+    let (mut writes, record) = promote::copy_version(ctx, p)?;
     let mut blobs = record.blobs.clone();
-    for digest in &record.blobs {
-        let child = digest.to_string();
-        if child == p.version {
-            continue;
-        }
-        if let Some(platform) = ctx.store.meta().version(p.from, p.package, &child)? {
-            writes.extend(promote::copy_version(
-                ctx,
-                &Promotion {
-                    version: &child,
-                    ..*p
-                },
-            )?);
-            blobs.extend(platform.blobs);
-        }
+    for child in manifests::children(&record) {
+        let (copied, platform) = promote::copy_version(
+            ctx,
+            &Promotion {
+                version: &child,
+                ..*p
+            },
+        )?;
+        writes.extend(copied);
+        blobs.extend(platform.blobs);
     }
     blobs.sort();
     blobs.dedup();
@@ -167,6 +161,15 @@ impl Format for Oci {
         promote(ctx, p)
     }
 
+    fn retention_items(
+        &self,
+        ctx: &Context<'_>,
+        repo: &str,
+        image: &str,
+    ) -> Result<Vec<crate::retention::Item>, Problem> {
+        manifests::retention_items(ctx, repo, image)
+    }
+
     fn expire(
         &self,
         ctx: &Context<'_>,
@@ -174,7 +177,12 @@ impl Format for Oci {
         image: &str,
         digest: &str,
     ) -> Result<Vec<Write>, Problem> {
-        promote::removal(ctx, repo, image, digest)
+        let version = ctx
+            .store
+            .meta()
+            .version(repo, image, digest)?
+            .ok_or_else(|| Problem::not_found(format!("{image}@{digest} not found")))?;
+        manifests::removal(ctx, repo, image, digest, &version)
     }
 
     fn classify(&self, head: &RequestHead) -> Result<Access, Problem> {
