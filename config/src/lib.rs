@@ -13,7 +13,8 @@ use std::ops::Range;
 use std::path::Path;
 
 pub use schema::{
-    Auth, BUILTIN_FORMATS, Config, Kind, Plugin, Repository, RetentionAction, Server, Storage,
+    Auth, BUILTIN_FORMATS, Config, Kind, Plugin, Repository, RetentionAction, RetentionRule,
+    Server, Storage,
 };
 pub use units::{ByteSize, Duration};
 

@@ -201,6 +201,10 @@ pub struct RetentionRule {
     pub keep_last: Option<u64>,
     /// Expire what was pushed more than this many days ago (ECR's sinceImagePushed).
     pub expire_after_days: Option<u64>,
+    /// Keep this many most recently pulled of the selection (pulledImageCountMoreThan).
+    pub keep_last_pulled: Option<u64>,
+    /// Expire what was not pulled (or, never pulled, pushed) in this many days (sinceImagePulled).
+    pub expire_unpulled_after_days: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]

@@ -26,13 +26,20 @@ pub fn from_config(repo: &wharf_config::Repository) -> crate::error::Result<Writ
             repo.name.get_ref()
         ))
     };
-    if let Some(rule) = repo
-        .retention
-        .iter()
-        .find(|r| r.keep_last.is_some() == r.expire_after_days.is_some())
-    {
+    let count = |r: &wharf_config::RetentionRule| {
+        [
+            ("imageCountMoreThan", r.keep_last),
+            ("sinceImagePushed", r.expire_after_days),
+            ("pulledImageCountMoreThan", r.keep_last_pulled),
+            ("sinceImagePulled", r.expire_unpulled_after_days),
+        ]
+        .into_iter()
+        .filter_map(|(kind, n)| n.map(|n| (kind, n)))
+        .collect::<Vec<_>>()
+    };
+    if let Some(rule) = repo.retention.iter().find(|r| count(r).len() != 1) {
         return Err(invalid(format!(
-            "rule {} needs keep_last or expire_after_days, one of them",
+            "rule {} needs one of keep_last, expire_after_days, keep_last_pulled, expire_unpulled_after_days",
             rule.priority
         )));
     }
@@ -47,16 +54,11 @@ pub fn from_config(repo: &wharf_config::Repository) -> crate::error::Result<Writ
             if !r.tag_patterns.is_empty() {
                 selection["tagPatternList"] = r.tag_patterns.clone().into();
             }
-            match (r.keep_last, r.expire_after_days) {
-                (Some(n), None) => {
-                    selection["countType"] = "imageCountMoreThan".into();
-                    selection["countNumber"] = n.into();
-                }
-                (_, days) => {
-                    selection["countType"] = "sinceImagePushed".into();
-                    selection["countUnit"] = "days".into();
-                    selection["countNumber"] = days.unwrap_or(0).into();
-                }
+            let (kind, n) = count(r)[0];
+            selection["countType"] = kind.into();
+            selection["countNumber"] = n.into();
+            if kind.starts_with("since") {
+                selection["countUnit"] = "days".into();
             }
             serde_json::json!({
                 "rulePriority": r.priority,

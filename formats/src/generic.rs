@@ -60,6 +60,7 @@ impl Format for Generic {
                     .store
                     .blob(&asset.digest)?
                     .ok_or_else(|| not_found(&path))?;
+                crate::note_file_pull(ctx, head, &asset);
                 let mut headers = vec![
                     (
                         "content-type".to_string(),

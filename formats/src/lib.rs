@@ -417,6 +417,25 @@ fn unplanned(format: &str, what: &str) -> Problem {
     Problem::internal(format!("format {format} planned {what} it cannot commit"))
 }
 
+/// Records that the request pulled `version` of `package`, when it downloads it (a GET; a HEAD only asks), for
+/// retention's pull windows. Pulls are advisory: failing to record one never fails the download.
+pub fn note_pull(ctx: &Context<'_>, head: &RequestHead, package: &str, version: &str) {
+    if head.method == "GET" {
+        let at = wharf_storage::now();
+        let _ = ctx
+            .store
+            .meta()
+            .note_pull(&head.repository, package, version, at);
+    }
+}
+
+/// `note_pull` for a file that belongs to a version (its asset names both).
+pub fn note_file_pull(ctx: &Context<'_>, head: &RequestHead, asset: &wharf_storage::Asset) {
+    if let (Some(package), Some(version)) = (&asset.package, &asset.version) {
+        note_pull(ctx, head, package, version);
+    }
+}
+
 /// The version record of a format whose files are assets (PyPI releases, Maven versions): it holds no blobs, and
 /// every upload of one of its files writes the same record, so concurrent uploads of a version's files never undo
 /// each other. It is what ties the files to retention and promotion.

@@ -7,6 +7,11 @@
 //!   `tagPatternList`; `untagged`: no tag; `any`: all) and claims them: a later rule never sees them again.
 //! - `imageCountMoreThan` keeps the newest `countNumber` of its selection and expires the rest;
 //!   `sinceImagePushed` expires those pushed more than `countNumber` days ago.
+//! - Two more count types give the pull windows users ask zot and Harbor for: `pulledImageCountMoreThan` keeps the
+//!   `countNumber` most recently pulled, `sinceImagePulled` expires what was not pulled in the last `countNumber`
+//!   days. A version never pulled counts as pulled when it was pushed, so a new version is never expired for not
+//!   having been pulled yet. Formats record a pull when a client downloads a version's content (an OCI manifest
+//!   GET, an npm tarball, a file), to the minute.
 //! - What no rule selects is kept. An immutable version or tag is kept whatever a rule says, and so is what the
 //!   format refuses to remove (`Format::expire`): the plan says why, and the real run does exactly what the plan
 //!   says.
@@ -67,6 +72,8 @@ pub enum TagStatus {
 pub enum CountType {
     ImageCountMoreThan,
     SinceImagePushed,
+    PulledImageCountMoreThan,
+    SinceImagePulled,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -126,16 +133,21 @@ impl Policy {
             {
                 return Err(format!("{at}: a tag pattern has at most four wildcards"));
             }
-            match (s.count_type, s.count_unit.as_deref()) {
-                (CountType::SinceImagePushed, Some("days"))
-                | (CountType::ImageCountMoreThan, None) => {}
-                (CountType::SinceImagePushed, _) => {
+            let days = matches!(
+                s.count_type,
+                CountType::SinceImagePushed | CountType::SinceImagePulled
+            );
+            match (days, s.count_unit.as_deref()) {
+                (true, Some("days")) | (false, None) => {}
+                (true, _) => {
                     return Err(format!(
-                        "{at}: sinceImagePushed needs \"countUnit\": \"days\""
+                        "{at}: sinceImagePushed and sinceImagePulled need \"countUnit\": \"days\""
                     ));
                 }
-                (CountType::ImageCountMoreThan, Some(_)) => {
-                    return Err(format!("{at}: imageCountMoreThan takes no countUnit"));
+                (false, Some(_)) => {
+                    return Err(format!(
+                        "{at}: imageCountMoreThan and pulledImageCountMoreThan take no countUnit"
+                    ));
                 }
             }
             if s.count_number == 0 {
@@ -176,6 +188,9 @@ pub struct Item {
     pub version: String,
     pub tags: Vec<String>,
     pub pushed: Time,
+    /// When a client last pulled it, if ever.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pulled: Option<Time>,
     /// Versions of the same package whose fate this one shares.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub follows: Vec<String>,
@@ -208,18 +223,21 @@ pub fn version_items_following(
         .map(|(version, _)| tagged.remove(version).unwrap_or_default())
         .collect();
     let follows = follows(&versions, &tags);
-    Ok(versions
+    versions
         .into_iter()
         .zip(tags)
         .zip(follows)
-        .map(|(((version, v), tags), follows)| Item {
-            package: package.into(),
-            version,
-            tags,
-            pushed: v.created,
-            follows,
+        .map(|(((version, v), tags), follows)| {
+            Ok(Item {
+                package: package.into(),
+                pulled: meta.pulled(repo, package, &version)?,
+                version,
+                tags,
+                pushed: v.created,
+                follows,
+            })
         })
-        .collect())
+        .collect()
 }
 
 /// Every page of a listing that takes "start after".
@@ -235,6 +253,13 @@ pub fn paged<T>(
         if !full {
             return Ok(all);
         }
+    }
+}
+
+impl Item {
+    /// When it was last pulled, or pushed if it never was: what the pull windows count from.
+    pub fn last_used(&self) -> Time {
+        self.pulled.unwrap_or(self.pushed).max(self.pushed)
     }
 }
 
@@ -275,31 +300,43 @@ pub fn evaluate(policy: &Policy, items: Vec<Item>, now: Time) -> Vec<Decision> {
         let mut selected: Vec<usize> = (0..items.len())
             .filter(|&i| decisions[i].is_none() && s.selects(&items[i].tags))
             .collect();
-        // Newest first; equal push times fall back to the version, so a plan is the same every time.
-        selected.sort_by(|&a, &b| {
-            (items[b].pushed, &items[b].version).cmp(&(items[a].pushed, &items[a].version))
-        });
+        // Newest (or most recently pulled) first; equal times fall back to the version, so a plan is the same
+        // every time.
+        let by_pull = matches!(
+            s.count_type,
+            CountType::PulledImageCountMoreThan | CountType::SinceImagePulled
+        );
+        let time = |i: usize| match by_pull {
+            true => items[i].last_used(),
+            false => items[i].pushed,
+        };
+        selected.sort_by(|&a, &b| (time(b), &items[b].version).cmp(&(time(a), &items[a].version)));
         for (rank, &i) in selected.iter().enumerate() {
+            let beyond = rank as u64 >= s.count_number;
+            let place = if beyond { "beyond" } else { "among" };
+            let age = now.saturating_sub(time(i)) / 86_400;
             let (remove, why) = match s.count_type {
-                CountType::ImageCountMoreThan => (
-                    rank as u64 >= s.count_number,
-                    format!(
-                        "{} the newest {}",
-                        if rank as u64 >= s.count_number {
-                            "beyond"
-                        } else {
-                            "among"
-                        },
-                        s.count_number
-                    ),
-                ),
-                CountType::SinceImagePushed => {
-                    let age = now.saturating_sub(items[i].pushed) / 86_400;
-                    (
-                        age >= s.count_number,
-                        format!("pushed {age} days ago, limit {} days", s.count_number),
-                    )
+                CountType::ImageCountMoreThan => {
+                    (beyond, format!("{place} the newest {}", s.count_number))
                 }
+                CountType::PulledImageCountMoreThan => (
+                    beyond,
+                    format!("{place} the {} most recently pulled", s.count_number),
+                ),
+                CountType::SinceImagePushed => (
+                    age >= s.count_number,
+                    format!("pushed {age} days ago, limit {} days", s.count_number),
+                ),
+                CountType::SinceImagePulled => (
+                    age >= s.count_number,
+                    match items[i].pulled {
+                        Some(_) => format!("pulled {age} days ago, limit {} days", s.count_number),
+                        None => format!(
+                            "never pulled, pushed {age} days ago, limit {} days",
+                            s.count_number
+                        ),
+                    },
+                ),
             };
             decisions[i] = Some(Decision {
                 item: items[i].clone(),
@@ -402,6 +439,7 @@ mod tests {
             version: version.into(),
             tags: tags.iter().map(|t| t.to_string()).collect(),
             pushed,
+            pulled: None,
             follows: Vec::new(),
         }
     }
@@ -527,6 +565,52 @@ mod tests {
             why("refused").starts_with("the format refuses, so kept"),
             "{}",
             why("refused")
+        );
+    }
+
+    #[test]
+    fn pull_windows_count_from_the_last_pull_or_the_push() {
+        let day = 86_400;
+        let now = 100 * day;
+        let used = |version: &str, pushed: Time, pulled: Option<Time>| Item {
+            pulled: pulled.map(|p| now - p * day),
+            ..item(version, &[], now - pushed * day)
+        };
+        let items = vec![
+            used("pulled-lately", 30, Some(2)),
+            used("never-pulled", 30, None),
+            used("new", 3, None),
+            used("pulled-long-ago", 40, Some(20)),
+        ];
+        let removed = |selection: &str| -> Vec<String> {
+            let json = format!(
+                r#"{{"rules": [{{"rulePriority": 1, "selection": {selection}, "action": {{"type": "expire"}}}}]}}"#
+            );
+            let policy = Policy::parse(json.as_bytes()).unwrap();
+            evaluate(&policy, items.clone(), now)
+                .into_iter()
+                .filter(|d| d.remove)
+                .map(|d| d.item.version)
+                .collect()
+        };
+        let expected = ["never-pulled", "pulled-long-ago"];
+        assert_eq!(
+            removed(
+                r#"{"tagStatus": "any", "countType": "sinceImagePulled", "countUnit": "days", "countNumber": 10}"#
+            ),
+            expected
+        );
+        assert_eq!(
+            removed(
+                r#"{"tagStatus": "any", "countType": "pulledImageCountMoreThan", "countNumber": 2}"#
+            ),
+            expected
+        );
+        assert!(
+            Policy::parse(
+                br#"{"rules": [{"rulePriority": 1, "selection": {"tagStatus": "any", "countType": "sinceImagePulled", "countNumber": 10}, "action": {"type": "expire"}}]}"#
+            )
+            .is_err()
         );
     }
 }

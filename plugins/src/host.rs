@@ -176,4 +176,11 @@ impl store::Host for State {
     fn now(&mut self) -> u64 {
         wharf_storage::now()
     }
+
+    fn note_pull(&mut self, package: String, version: String) {
+        // Advisory, as for the built-in formats: a pull that cannot be recorded never fails the download.
+        if let Some(meta) = self.meta() {
+            let _ = meta.note_pull(&self.repo, &package, &version, wharf_storage::now());
+        }
+    }
 }

@@ -21,6 +21,7 @@ pub async fn run(store: &Store) {
     create_only_versions(store).await;
     garbage_collection(store).await;
     upload_sessions(store).await;
+    pulls(store).await;
 }
 
 pub async fn read_all(store: &Store, digest: &Digest, offset: u64, len: u64) -> Vec<u8> {
@@ -533,4 +534,26 @@ async fn upload_sessions(store: &Store) {
         store.append("../escape", None, 10).await.is_err(),
         "session ids are never paths"
     );
+}
+
+/// Pulls are recorded to the minute and go with their version.
+async fn pulls(store: &Store) {
+    let meta = store.meta();
+    store
+        .apply(&[put_version("pulled", "1", Vec::new(), false)], &[])
+        .await
+        .unwrap();
+    assert_eq!(meta.pulled("suite", "pulled", "1").unwrap(), None);
+    meta.note_pull("suite", "pulled", "1", 1_000).unwrap();
+    meta.note_pull("suite", "pulled", "1", 1_030).unwrap();
+    assert_eq!(meta.pulled("suite", "pulled", "1").unwrap(), Some(1_000));
+    meta.note_pull("suite", "pulled", "1", 1_060).unwrap();
+    assert_eq!(meta.pulled("suite", "pulled", "1").unwrap(), Some(1_060));
+    let delete = Write::DeleteVersion {
+        repo: "suite".into(),
+        package: "pulled".into(),
+        version: "1".into(),
+    };
+    store.apply(&[delete], &[]).await.unwrap();
+    assert_eq!(meta.pulled("suite", "pulled", "1").unwrap(), None);
 }

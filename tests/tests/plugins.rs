@@ -335,7 +335,8 @@ fn two_gib_up_and_down_through_the_plugin() {
 }
 
 /// Retention on generic files, the plugin and the built-in alike: each directory keeps its newest files by push
-/// time; what was removed answers 404 to curl, what was kept is served.
+/// time, and a pull window keeps what curl downloaded lately; what was removed answers 404 to curl, what was kept
+/// is served.
 #[test]
 fn retention_keeps_the_newest_files_of_each_directory() {
     let home = tempfile::tempdir().unwrap();
@@ -385,5 +386,26 @@ fn retention_keeps_the_newest_files_of_each_directory() {
             let (got, body) = curl(&[&url(&server, repo, path)]);
             assert_eq!(got, status, "{repo}/{path}: {body}");
         }
+
+        // Those GETs were pulls on day 3. On day 9 one file is pulled again; on day 10 a pull window of five days
+        // keeps only it.
+        let day =
+            |n: u64| std::fs::write(&clock, (1_900_000_000 + n * 86_400).to_string()).unwrap();
+        day(9);
+        assert_eq!(curl(&[&url(&server, repo, "builds/app-2.bin")]).0, 200);
+        day(10);
+        let window = r#"{"rules": [{"rulePriority": 1, "selection": {"tagStatus": "any", "countType": "sinceImagePulled", "countUnit": "days", "countNumber": 5}, "action": {"type": "expire"}}]}"#;
+        let plan = wharf_tests::retain(home, &server, &token, repo, window);
+        assert_eq!(
+            wharf_tests::removed(&plan, "builds"),
+            ["app-3.bin".to_string()].into(),
+            "{repo}: {plan}"
+        );
+        assert!(plan.contains("remove  /@top.bin"), "{repo}: {plan}");
+        assert!(
+            plan.lines().any(|l| l.contains("builds@app-2.bin")
+                && l.ends_with("pulled 1 days ago, limit 5 days")),
+            "{repo}: {plan}"
+        );
     }
 }

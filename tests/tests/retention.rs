@@ -285,7 +285,7 @@ expire_after_days = 7
     let said = String::from_utf8_lossy(&out.stderr);
     assert!(
         said.contains(
-            "[[repository.retention]] of `docker`: rule 1 needs keep_last or expire_after_days"
+            "[[repository.retention]] of `docker`: rule 1 needs one of keep_last, expire_after_days"
         ),
         "{said}"
     );
@@ -439,4 +439,76 @@ fn referrers_and_index_manifests_follow() {
             platform
         );
     }
+}
+
+/// The pull windows of zot and Harbor: images pushed a month ago, one of them pulled with oras two days ago; "expire
+/// what was not pulled in 10 days" keeps that one and removes the others, and the plan says when each was used.
+#[test]
+fn a_pull_window_keeps_what_clients_pull() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path();
+    let clock = home.join("clock");
+    set_clock(&clock, NOW - 30 * DAY);
+    let (server, password, token) =
+        start_with_token_env(home, CONFIG, &[("WHARF_CLOCK_FILE", &clock)]);
+    let oras = |args: &[&str]| {
+        ok(std::process::Command::new(wharf_tests::tool("oras"))
+            .args(args)
+            .arg("--plain-http")
+            .env("DOCKER_CONFIG", home.join("oras"))
+            .current_dir(home))
+    };
+    oras(&["login", &server.addr, "-u", "admin", "-p", &password]);
+    let image = format!("{}/docker/app", server.addr);
+    for name in ["used", "idle", "stale"] {
+        std::fs::write(home.join(format!("{name}.txt")), name).unwrap();
+        oras(&["push", &format!("{image}:{name}"), &format!("{name}.txt")]);
+    }
+    set_clock(&clock, NOW - 2 * DAY);
+    oras(&["pull", "-o", "first", &format!("{image}:used")]);
+    set_clock(&clock, NOW);
+
+    let policy = r#"{"rules": [{"rulePriority": 1, "selection": {"tagStatus": "any",
+        "countType": "sinceImagePulled", "countUnit": "days", "countNumber": 10}, "action": {"type": "expire"}}]}"#;
+    let plan = wharf_tests::retain(home, &server, &token, "docker", policy);
+    assert!(plan.trim_end().ends_with("removed 2, kept 1"), "{plan}");
+    for (tag, line) in [
+        ("used", "keep    app@"),
+        ("idle", "remove  app@"),
+        ("stale", "remove  app@"),
+    ] {
+        assert!(
+            plan.lines()
+                .any(|l| l.starts_with(line) && l.contains(&format!("[{tag}]"))),
+            "{tag}: {plan}"
+        );
+    }
+    assert!(
+        plan.lines()
+            .any(|l| l.contains("[used]") && l.ends_with("pulled 2 days ago, limit 10 days")),
+        "{plan}"
+    );
+    assert!(
+        plan.lines().any(|l| l.contains("[idle]")
+            && l.ends_with("never pulled, pushed 30 days ago, limit 10 days")),
+        "{plan}"
+    );
+    oras(&["pull", "-o", "again", &format!("{image}:used")]);
+    assert_eq!(
+        std::fs::read_to_string(home.join("again/used.txt")).unwrap(),
+        "used"
+    );
+    let gone = std::process::Command::new(wharf_tests::tool("oras"))
+        .args([
+            "pull",
+            "-o",
+            "gone",
+            &format!("{image}:idle"),
+            "--plain-http",
+        ])
+        .env("DOCKER_CONFIG", home.join("oras"))
+        .current_dir(home)
+        .output()
+        .unwrap();
+    assert!(!gone.status.success(), "the idle image is gone");
 }

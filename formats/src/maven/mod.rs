@@ -339,6 +339,7 @@ fn read(
                 })?;
                 return Ok(Plan::Respond(Response::new(200, "text/plain", sum)));
             }
+            retention::note_pull(ctx, head, path, &asset);
             let mut headers = vec![("content-type".to_string(), content_type(path).to_string())];
             for (algo, name) in Algo::ALL {
                 if let Some(sum) = checksum(&info.digest, &info.checksums, algo) {

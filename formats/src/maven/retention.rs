@@ -5,12 +5,12 @@
 
 use std::collections::BTreeMap;
 
-use wharf_storage::Write;
+use wharf_storage::{Asset, Write};
 
 use super::metadata::snapshot_file;
 use super::path::Artifact;
 use crate::retention::{Item, paged};
-use crate::{Context, Problem};
+use crate::{Context, Problem, RequestHead};
 
 /// Files of one version are read in pages of this many.
 const PAGE: usize = 1000;
@@ -29,6 +29,7 @@ pub fn items(ctx: &Context<'_>, repo: &str, package: &str) -> Result<Vec<Item>, 
             items.push(Item {
                 package: package.into(),
                 tags: vec![version.clone()],
+                pulled: meta.pulled(repo, package, &version)?,
                 version,
                 pushed: record.created,
                 follows: Vec::new(),
@@ -37,15 +38,17 @@ pub fn items(ctx: &Context<'_>, repo: &str, package: &str) -> Result<Vec<Item>, 
         };
         let base = version.trim_end_matches("-SNAPSHOT");
         for ((number, timestamp), build) in builds {
+            let unique = format!("{base}-{timestamp}-{number}");
             items.push(Item {
                 package: package.into(),
-                version: format!("{base}-{timestamp}-{number}"),
+                version: unique.clone(),
                 tags: if (number, &timestamp) == (newest.0, &newest.1) {
                     vec![version.clone()]
                 } else {
                     Vec::new()
                 },
                 pushed: build.pushed,
+                pulled: meta.pulled(repo, package, &unique)?,
                 follows: Vec::new(),
             });
         }
@@ -101,6 +104,25 @@ pub fn expire(
         });
     }
     Ok(writes)
+}
+
+/// Records the pull of a file as retention counts items: a SNAPSHOT file pulls its build, any other its version.
+pub fn note_pull(ctx: &Context<'_>, head: &RequestHead, path: &str, asset: &Asset) {
+    let (Some(package), Some(version)) = (&asset.package, &asset.version) else {
+        return;
+    };
+    let name = path.rsplit('/').next().unwrap_or(path);
+    let artifact = package.split_once(':').map_or("", |(_, a)| a);
+    match (
+        version.strip_suffix("-SNAPSHOT"),
+        snapshot_file(artifact, version, name),
+    ) {
+        (Some(base), Some(file)) => {
+            let unique = format!("{base}-{}-{}", file.timestamp, file.build);
+            crate::note_pull(ctx, head, package, &unique);
+        }
+        _ => crate::note_pull(ctx, head, package, version),
+    }
 }
 
 struct Build {

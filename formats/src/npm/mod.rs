@@ -167,7 +167,8 @@ impl Format for Npm {
             E::Packument(name) => documents::packument(ctx, head, &name).map(Plan::Respond),
             E::DistTags(name) => documents::dist_tags(ctx, repo, &name).map(Plan::Respond),
             E::Tarball { name, file } => {
-                let (_, version) = tarball_version(ctx, repo, &name, &file)?;
+                let (number, version) = tarball_version(ctx, repo, &name, &file)?;
+                crate::note_pull(ctx, head, &name, &number);
                 let digest = *version
                     .blobs
                     .first()

@@ -71,6 +71,7 @@ pub fn handle(ctx: &Context<'_>, head: &RequestHead, request: &Request) -> Resul
                 .blobs
                 .first()
                 .ok_or_else(|| Problem::internal(format!("manifest {name} has no bytes")))?;
+            crate::note_pull(ctx, head, image, &name);
             Ok(Plan::Serve {
                 digest: bytes,
                 status: 200,

@@ -150,15 +150,14 @@ impl Format for Pypi {
     }
 
     fn handle(&self, ctx: &Context<'_>, head: &RequestHead) -> Result<Plan, Problem> {
-        let repo = head.repository.as_str();
         match Endpoint::parse(head)? {
             Endpoint::Index => pages::index(ctx, head),
             Endpoint::Project(name) => pages::project(ctx, head, &name),
             Endpoint::Json { project, version } => {
                 pages::json_api(ctx, head, &project, version.as_deref())
             }
-            Endpoint::File { project, filename } => serve(ctx, repo, &project, &filename, false),
-            Endpoint::Metadata { project, filename } => serve(ctx, repo, &project, &filename, true),
+            Endpoint::File { project, filename } => serve(ctx, head, &project, &filename, false),
+            Endpoint::Metadata { project, filename } => serve(ctx, head, &project, &filename, true),
             Endpoint::Upload => Ok(Plan::Form {
                 max_size: ctx.max_upload,
                 max_files: 2,
@@ -226,11 +225,12 @@ impl Format for Pypi {
 /// A file, or its core metadata, straight from the blob store.
 fn serve(
     ctx: &Context<'_>,
-    repo: &str,
+    head: &RequestHead,
     project: &str,
     filename: &str,
     metadata: bool,
 ) -> Result<Plan, Problem> {
+    let repo = head.repository.as_str();
     let path = match metadata {
         true => format!("{project}/{filename}.metadata"),
         false => format!("{project}/{filename}"),
@@ -240,6 +240,9 @@ fn serve(
         .meta()
         .asset(repo, &path)?
         .ok_or_else(|| pypi_error(404, format!("{path} not found")))?;
+    if !metadata {
+        crate::note_file_pull(ctx, head, &asset);
+    }
     let content_type = match metadata {
         true => "text/plain; charset=utf-8",
         false => "application/octet-stream",

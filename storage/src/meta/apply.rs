@@ -73,6 +73,7 @@ pub(super) fn apply_one(t: &[TransactionalTree], write: &Write, now: Time) -> Re
             for digest in &old.blobs {
                 decref(t, digest, now)?;
             }
+            t[PULLS].remove(key(&[repo, package, version]))?;
         }
         Write::PutTag {
             repo,

@@ -15,6 +15,8 @@
 //!   tokens        id                       -> Token (with the sha256 of its secret)
 //!   audit         sled id (u64 BE)         -> AuditEvent
 //!   stats         "blobs" | "bytes"        -> u64 BE, kept exact by the transactions that add or remove a blob
+//!   pulls         repo \0 package \0 ver   -> u64 BE, when the version was last pulled (to the minute; see
+//!                                             `note_pull`), removed with the version
 //! ```
 //!
 //! Records are JSON. sled's own flush only calls `sync_file_range`, which neither flushes the disk cache nor the
@@ -38,7 +40,7 @@ use crate::model::*;
 mod apply;
 use apply::{apply_one, count};
 
-const TREES: [&str; 13] = [
+const TREES: [&str; 14] = [
     "repositories",
     "packages",
     "versions",
@@ -52,6 +54,7 @@ const TREES: [&str; 13] = [
     "tokens",
     "audit",
     "stats",
+    "pulls",
 ];
 // Indexes into TREES, for the transaction's slice of trees.
 const REPOS: usize = 0;
@@ -67,6 +70,10 @@ const USERS: usize = 9;
 const TOKENS: usize = 10;
 const AUDIT: usize = 11;
 const STATS: usize = 12;
+const PULLS: usize = 13;
+/// A pull is written when the one recorded is older than this: pull windows are counted in days, and a version
+/// pulled a thousand times a second costs one write a minute.
+const PULL_PRECISION: Time = 60;
 
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Package {
@@ -317,6 +324,32 @@ impl Meta {
         limit: usize,
     ) -> Result<Vec<(String, Tag)>> {
         self.scan_named(TAGS, &[repo, package], start_after, limit)
+    }
+
+    /// Records that a version was pulled at `at`. Pulls are advisory (retention's pull windows), so this writes
+    /// straight to the tree, outside any transaction and without a flush: a crash may lose the last minute of them.
+    pub fn note_pull(&self, repo: &str, package: &str, version: &str, at: Time) -> Result<()> {
+        let k = key(&[repo, package, version]);
+        let tree = self.tree(PULLS);
+        if self
+            .pulled_at(tree, &k)?
+            .is_none_or(|last| last + PULL_PRECISION <= at)
+        {
+            tree.insert(k, &at.to_be_bytes())?;
+        }
+        Ok(())
+    }
+
+    /// When a version was last pulled, if ever.
+    pub fn pulled(&self, repo: &str, package: &str, version: &str) -> Result<Option<Time>> {
+        self.pulled_at(self.tree(PULLS), &key(&[repo, package, version]))
+    }
+
+    fn pulled_at(&self, tree: &Tree, k: &[u8]) -> Result<Option<Time>> {
+        Ok(tree
+            .get(k)?
+            .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
+            .map(Time::from_be_bytes))
     }
 
     pub fn asset(&self, repo: &str, path: &str) -> Result<Option<Asset>> {

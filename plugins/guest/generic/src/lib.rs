@@ -142,6 +142,7 @@ impl Format for Generic {
             Endpoint::Get(path) => {
                 let asset = store::get_asset(&path).ok_or_else(|| not_found(&path))?;
                 let blob = store::get_blob(&asset.digest).ok_or_else(|| not_found(&path))?;
+                note_file_pull(&head, &asset);
                 let mut headers = vec![
                     (
                         "content-type".to_string(),

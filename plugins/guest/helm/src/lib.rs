@@ -229,6 +229,7 @@ impl Format for Helm {
             ))),
             Endpoint::File(path) => {
                 let asset = store::get_asset(&path).ok_or_else(|| not_found(&path))?;
+                note_file_pull(&head, &asset);
                 let content_type = asset
                     .content_type
                     .unwrap_or("application/octet-stream".into());

@@ -40,6 +40,15 @@ pub use wharf::format::types::{
 /// The contract version this SDK speaks; `describe` returns it and the host checks it at load.
 pub const API_VERSION: u32 = 1;
 
+/// Records, on a GET, that the request downloads the version a file belongs to (for retention's pull windows).
+pub fn note_file_pull(head: &RequestHead, asset: &Asset) {
+    if let (true, Some(package), Some(version)) =
+        (head.method == "GET", &asset.package, &asset.version)
+    {
+        store::note_pull(package, version);
+    }
+}
+
 /// A header of the request, by name in any case.
 pub fn header<'a>(head: &'a RequestHead, name: &str) -> Option<&'a str> {
     head.headers
