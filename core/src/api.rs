@@ -111,16 +111,26 @@ async fn retention_run(
         let principal = admin(&app, &req).await?;
         crate::retention::run(app.clone().into_inner(), &repo, query.dry_run, &principal).await
     };
-    match outcome.await {
-        Ok(decisions) => {
+    let dry_run = query.dry_run;
+    let body = async {
+        let decisions = outcome.await?;
+        // A plan of a large repository is megabytes of JSON: written on the maintenance thread, not a worker.
+        crate::background::run("retention", move || {
             let removed = decisions.iter().filter(|d| d.remove).count();
-            HttpResponse::Ok().json(serde_json::json!({
-                "dry_run": query.dry_run,
+            serde_json::to_vec(&serde_json::json!({
+                "dry_run": dry_run,
                 "removed": removed,
                 "kept": decisions.len() - removed,
                 "decisions": decisions,
             }))
-        }
+        })
+        .await?
+        .map_err(Problem::internal)
+    };
+    match body.await {
+        Ok(body) => HttpResponse::Ok()
+            .content_type("application/json")
+            .body(body),
         Err(problem) => error(&problem),
     }
 }

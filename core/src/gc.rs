@@ -24,9 +24,8 @@ pub async fn run(app: &App, principal: &str) -> Result<Collected, Problem> {
     let store = app.store.clone();
     let grace = app.config.storage.gc_grace.get();
     let started = Instant::now();
-    let (blobs, bytes) = tokio::task::spawn_blocking(move || store.collect_garbage(grace))
-        .await
-        .map_err(Problem::internal)??;
+    let (blobs, bytes) =
+        crate::background::run("gc", move || store.collect_garbage(grace)).await??;
     let collected = Collected {
         blobs,
         bytes,

@@ -116,8 +116,8 @@ pub async fn set_policy(
 }
 
 /// Plans retention for `repo` and, unless `dry_run`, carries the plan out. Every version gets a decision. The
-/// planning reads the store (and may call a plugin) package by package on the blocking pool, so HTTP workers keep
-/// serving while a large repository is judged.
+/// planning reads the store (and may call a plugin) package by package on a low-priority thread
+/// (`background`), so HTTP workers keep serving, and quickly, while a large repository is judged.
 pub async fn run(
     app: Arc<App>,
     repo: &str,
@@ -132,45 +132,74 @@ pub async fn run(
         .meta()
         .repository(repo)?
         .ok_or_else(|| Problem::not_found(format!("no repository named `{repo}`")))?;
+    // Planned on a low-priority thread, package by package, applied here as each plan arrives.
+    let (sender, mut planned) = tokio::sync::mpsc::channel(4);
+    let planner = {
+        let (app, repo) = (app.clone(), repo.to_string());
+        crate::background::spawn("retention", move || {
+            plan_all(&app, &repo, &record, &policy, &sender)
+        })?
+    };
     let mut decisions = Vec::new();
+    while let Some(result) = planned.recv().await {
+        let (package, judged, writes): Planned = result?;
+        if !dry_run && !writes.is_empty() {
+            let events: Vec<AuditEvent> = judged
+                .iter()
+                .filter(|d| d.remove)
+                .map(|d| AuditEvent {
+                    time: 0,
+                    principal: principal.into(),
+                    action: if d.yank {
+                        "retention-yank"
+                    } else {
+                        "retention"
+                    }
+                    .into(),
+                    target: format!("{repo}/{}@{}: {}", package, d.item.version, d.why),
+                })
+                .collect();
+            app.store.apply(&writes, &events).await?;
+        }
+        decisions.extend(judged);
+    }
+    crate::background::finished("retention", planner).await?;
+    Ok(decisions)
+}
+
+/// A package's name, its decisions and the writes that carry them out.
+type Planned = (String, Vec<Decision>, Vec<Write>);
+
+/// Plans every package of `repo`, sending each plan (or the error that stopped planning) to `sender`. Stops early
+/// when the receiver is gone.
+fn plan_all(
+    app: &App,
+    repo: &str,
+    record: &RepositoryRecord,
+    policy: &Policy,
+    sender: &tokio::sync::mpsc::Sender<Result<Planned, Problem>>,
+) {
     let mut after: Option<String> = None;
     loop {
-        let packages = app.store.meta().packages(repo, after.as_deref(), PAGE)?;
+        let packages = match app.store.meta().packages(repo, after.as_deref(), PAGE) {
+            Ok(packages) => packages,
+            Err(error) => {
+                let _ = sender.blocking_send(Err(error.into()));
+                return;
+            }
+        };
         let full = packages.len() == PAGE;
         after = packages.last().map(|(name, _)| name.clone());
         for (package, _) in packages {
-            let (judged, writes) = {
-                let (app, record, policy) = (app.clone(), record.clone(), policy.clone());
-                let package = package.clone();
-                tokio::task::spawn_blocking(move || plan(&app, &record, &policy, &package))
-                    .await
-                    .map_err(Problem::internal)??
-            };
-            if !dry_run && !writes.is_empty() {
-                let events: Vec<AuditEvent> = judged
-                    .iter()
-                    .filter(|d| d.remove)
-                    .map(|d| AuditEvent {
-                        time: 0,
-                        principal: principal.into(),
-                        action: if d.yank {
-                            "retention-yank"
-                        } else {
-                            "retention"
-                        }
-                        .into(),
-                        target: format!("{repo}/{}@{}: {}", package, d.item.version, d.why),
-                    })
-                    .collect();
-                app.store.apply(&writes, &events).await?;
+            let planned = plan(app, record, policy, &package).map(|(d, w)| (package, d, w));
+            if sender.blocking_send(planned).is_err() {
+                return;
             }
-            decisions.extend(judged);
         }
         if !full {
-            break;
+            return;
         }
     }
-    Ok(decisions)
 }
 
 /// One package's decisions and the writes that carry them out.
