@@ -261,7 +261,7 @@ fn removal(
             .yank(ctx, repo, package, &item.version, Some(&reason))
             .map(|commit| commit.writes)
     } else {
-        format.expire(ctx, repo, package, &item.version)
+        format.expire(ctx, repo, item)
     };
     writes.map_err(|problem| problem.message)
 }

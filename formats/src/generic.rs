@@ -191,12 +191,11 @@ impl Format for Generic {
         &self,
         ctx: &Context<'_>,
         repo: &str,
-        package: &str,
-        version: &str,
+        item: &crate::retention::Item,
     ) -> Result<Vec<Write>, Problem> {
-        let path = match package {
-            "/" => version.to_string(),
-            dir => format!("{dir}/{version}"),
+        let path = match item.package.as_str() {
+            "/" => item.version.clone(),
+            dir => format!("{dir}/{}", item.version),
         };
         removal(ctx, repo, path)
     }

@@ -388,15 +388,14 @@ pub trait Format: Send + Sync {
     ) -> Result<Vec<retention::Item>, Problem> {
         retention::version_items(ctx.store, repo, package)
     }
-    /// The writes that remove a version retention expires, as the format's own delete would (its tags go with
-    /// it). An error keeps the version, and the retention plan shows the message; formats whose versions own more
-    /// than a record and tags (files at paths) refuse until they say how.
+    /// The writes that remove an item `retention_items` listed, as the format's own delete would: its tags (the
+    /// item's, read when it was listed, so no tag scan per item) go with it. An error keeps the item, and the
+    /// retention plan shows the message.
     fn expire(
         &self,
         _ctx: &Context<'_>,
         _repo: &str,
-        _package: &str,
-        _version: &str,
+        _item: &retention::Item,
     ) -> Result<Vec<Write>, Problem> {
         Err(Problem::new(
             400,

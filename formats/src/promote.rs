@@ -87,8 +87,7 @@ pub fn tags_of(
         .collect())
 }
 
-/// The writes that remove a version and the tags pointing at it: the source's side of a move, and what retention
-/// does to an expired npm version.
+/// The writes that remove a version and the tags pointing at it: the source's side of a move.
 pub fn removal(
     ctx: &Context<'_>,
     repo: &str,

@@ -330,11 +330,11 @@ impl Format for PluginFormat {
         &self,
         ctx: &Context<'_>,
         repo: &str,
-        package: &str,
-        version: &str,
+        item: &wharf_formats::retention::Item,
     ) -> Result<Vec<wharf_storage::Write>, Problem> {
         let expired = self.call(Some(ctx.store), repo, |s, p| {
-            p.wharf_format_handler().call_expire(s, package, version)
+            p.wharf_format_handler()
+                .call_expire(s, &item.package, &item.version)
         })?;
         convert::writes(expired.map_err(convert::problem_in)?, repo)
     }

@@ -549,6 +549,10 @@ async fn pulls(store: &Store) {
     assert_eq!(meta.pulled("suite", "pulled", "1").unwrap(), Some(1_000));
     meta.note_pull("suite", "pulled", "1", 1_060).unwrap();
     assert_eq!(meta.pulled("suite", "pulled", "1").unwrap(), Some(1_060));
+    assert_eq!(
+        meta.pulls("suite", "pulled").unwrap(),
+        [("1".to_string(), 1_060)].into()
+    );
     let delete = Write::DeleteVersion {
         repo: "suite".into(),
         package: "pulled".into(),

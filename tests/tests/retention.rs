@@ -442,15 +442,17 @@ fn referrers_and_index_manifests_follow() {
 }
 
 /// The pull windows of zot and Harbor: images pushed a month ago, one of them pulled with oras two days ago; "expire
-/// what was not pulled in 10 days" keeps that one and removes the others, and the plan says when each was used.
+/// what was not pulled in 10 days" keeps that one and removes the others, but for the one that is immutable, and the
+/// plan says when each was used and why each was kept.
 #[test]
 fn a_pull_window_keeps_what_clients_pull() {
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path();
     let clock = home.join("clock");
     set_clock(&clock, NOW - 30 * DAY);
+    let config = format!("{CONFIG}immutable = [\"frozen\"]\n");
     let (server, password, token) =
-        start_with_token_env(home, CONFIG, &[("WHARF_CLOCK_FILE", &clock)]);
+        start_with_token_env(home, &config, &[("WHARF_CLOCK_FILE", &clock)]);
     let oras = |args: &[&str]| {
         ok(std::process::Command::new(wharf_tests::tool("oras"))
             .args(args)
@@ -460,7 +462,7 @@ fn a_pull_window_keeps_what_clients_pull() {
     };
     oras(&["login", &server.addr, "-u", "admin", "-p", &password]);
     let image = format!("{}/docker/app", server.addr);
-    for name in ["used", "idle", "stale"] {
+    for name in ["used", "idle", "stale", "frozen"] {
         std::fs::write(home.join(format!("{name}.txt")), name).unwrap();
         oras(&["push", &format!("{image}:{name}"), &format!("{name}.txt")]);
     }
@@ -471,11 +473,12 @@ fn a_pull_window_keeps_what_clients_pull() {
     let policy = r#"{"rules": [{"rulePriority": 1, "selection": {"tagStatus": "any",
         "countType": "sinceImagePulled", "countUnit": "days", "countNumber": 10}, "action": {"type": "expire"}}]}"#;
     let plan = wharf_tests::retain(home, &server, &token, "docker", policy);
-    assert!(plan.trim_end().ends_with("removed 2, kept 1"), "{plan}");
+    assert!(plan.trim_end().ends_with("removed 2, kept 2"), "{plan}");
     for (tag, line) in [
         ("used", "keep    app@"),
         ("idle", "remove  app@"),
         ("stale", "remove  app@"),
+        ("frozen", "keep    app@"),
     ] {
         assert!(
             plan.lines()
@@ -493,7 +496,15 @@ fn a_pull_window_keeps_what_clients_pull() {
             && l.ends_with("never pulled, pushed 30 days ago, limit 10 days")),
         "{plan}"
     );
+    assert!(
+        plan.lines().any(|l| l.contains("[frozen]")
+            && l.ends_with(
+                "it is immutable, so kept (never pulled, pushed 30 days ago, limit 10 days)"
+            )),
+        "{plan}"
+    );
     oras(&["pull", "-o", "again", &format!("{image}:used")]);
+    oras(&["pull", "-o", "kept", &format!("{image}:frozen")]);
     assert_eq!(
         std::fs::read_to_string(home.join("again/used.txt")).unwrap(),
         "used"

@@ -200,10 +200,9 @@ impl Format for Maven {
         &self,
         ctx: &Context<'_>,
         repo: &str,
-        package: &str,
-        version: &str,
+        item: &crate::retention::Item,
     ) -> Result<Vec<Write>, Problem> {
-        retention::expire(ctx, repo, package, version)
+        retention::expire(ctx, repo, &item.package, &item.version)
     }
 
     fn render(&self, problem: &Problem) -> Response {

@@ -18,6 +18,7 @@ const PAGE: usize = 1000;
 pub fn items(ctx: &Context<'_>, repo: &str, package: &str) -> Result<Vec<Item>, Problem> {
     let artifact = artifact(package)?;
     let meta = ctx.store.meta();
+    let pulls = meta.pulls(repo, package)?;
     let mut items = Vec::new();
     for (version, record) in paged(|after| meta.versions(repo, package, after, PAGE))? {
         let builds = match version.strip_suffix("-SNAPSHOT") {
@@ -29,7 +30,7 @@ pub fn items(ctx: &Context<'_>, repo: &str, package: &str) -> Result<Vec<Item>, 
             items.push(Item {
                 package: package.into(),
                 tags: vec![version.clone()],
-                pulled: meta.pulled(repo, package, &version)?,
+                pulled: pulls.get(&version).copied(),
                 version,
                 pushed: record.created,
                 follows: Vec::new(),
@@ -48,7 +49,7 @@ pub fn items(ctx: &Context<'_>, repo: &str, package: &str) -> Result<Vec<Item>, 
                     Vec::new()
                 },
                 pushed: build.pushed,
-                pulled: meta.pulled(repo, package, &unique)?,
+                pulled: pulls.get(&unique).copied(),
                 follows: Vec::new(),
             });
         }

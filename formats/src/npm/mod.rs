@@ -123,16 +123,14 @@ impl Format for Npm {
     /// version is asked for, so it is kept (the plan says so) until a publish moves `latest` on.
     fn expire(
         &self,
-        ctx: &Context<'_>,
+        _ctx: &Context<'_>,
         repo: &str,
-        name: &str,
-        version: &str,
+        item: &crate::retention::Item,
     ) -> Result<Vec<Write>, Problem> {
-        let latest = ctx.store.meta().tag(repo, name, "latest")?;
-        if latest.is_some_and(|t| t.version == version) {
+        if item.tags.iter().any(|t| t == "latest") {
             return Err(npm_error(409, "the latest dist-tag points at it"));
         }
-        promote::removal(ctx, repo, name, version)
+        Ok(crate::retention::version_removal(repo, item))
     }
 
     fn classify(&self, head: &RequestHead) -> Result<Access, Problem> {

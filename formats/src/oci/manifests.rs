@@ -127,8 +127,8 @@ pub fn commit(
     }
 }
 
-/// The writes that remove a manifest: the version, every tag pointing at it, and its entry in its subject's
-/// referrers. A DELETE by digest, retention and the source side of a move all remove a manifest this way.
+/// The writes of a DELETE by digest: the version, every tag pointing at it, and its entry in its subject's
+/// referrers.
 pub fn removal(
     ctx: &Context<'_>,
     repo: &str,
@@ -157,6 +157,29 @@ pub fn removal(
                 }),
         );
     }
+    if let Some(subject) = version.metadata["subject"].as_str() {
+        writes.push(Write::DeleteKv {
+            repo: repo.into(),
+            key: referrer_key(image, subject, name),
+        });
+    }
+    Ok(writes)
+}
+
+/// The writes that remove a manifest retention expired: the version, the tags it had when listed, and its entry in
+/// its subject's referrers.
+pub fn expire(
+    ctx: &Context<'_>,
+    repo: &str,
+    item: &crate::retention::Item,
+) -> Result<Vec<Write>, Problem> {
+    let (image, name) = (item.package.as_str(), item.version.as_str());
+    let version = ctx
+        .store
+        .meta()
+        .version(repo, image, name)?
+        .ok_or_else(|| Problem::not_found(format!("{image}@{name} not found")))?;
+    let mut writes = crate::retention::version_removal(repo, item);
     if let Some(subject) = version.metadata["subject"].as_str() {
         writes.push(Write::DeleteKv {
             repo: repo.into(),

@@ -174,15 +174,9 @@ impl Format for Oci {
         &self,
         ctx: &Context<'_>,
         repo: &str,
-        image: &str,
-        digest: &str,
+        item: &crate::retention::Item,
     ) -> Result<Vec<Write>, Problem> {
-        let version = ctx
-            .store
-            .meta()
-            .version(repo, image, digest)?
-            .ok_or_else(|| Problem::not_found(format!("{image}@{digest} not found")))?;
-        manifests::removal(ctx, repo, image, digest, &version)
+        manifests::expire(ctx, repo, item)
     }
 
     fn classify(&self, head: &RequestHead) -> Result<Access, Problem> {

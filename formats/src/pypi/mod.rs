@@ -136,10 +136,9 @@ impl Format for Pypi {
         &self,
         ctx: &Context<'_>,
         repo: &str,
-        project: &str,
-        version: &str,
+        item: &crate::retention::Item,
     ) -> Result<Vec<Write>, Problem> {
-        expire(ctx, repo, project, version)
+        expire(ctx, repo, &item.package, &item.version)
     }
 
     fn classify(&self, head: &RequestHead) -> Result<Access, Problem> {

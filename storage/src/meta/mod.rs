@@ -345,6 +345,23 @@ impl Meta {
         self.pulled_at(self.tree(PULLS), &key(&[repo, package, version]))
     }
 
+    /// When each pulled version of a package was last pulled: one scan, for retention over the whole package.
+    pub fn pulls(
+        &self,
+        repo: &str,
+        package: &str,
+    ) -> Result<std::collections::HashMap<String, Time>> {
+        let mut prefix = key(&[repo, package]);
+        prefix.push(0);
+        let mut pulls = std::collections::HashMap::new();
+        for entry in self.tree(PULLS).scan_prefix(&prefix) {
+            let (k, v) = entry?;
+            let version = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
+            pulls.insert(version, be_u64(&v));
+        }
+        Ok(pulls)
+    }
+
     fn pulled_at(&self, tree: &Tree, k: &[u8]) -> Result<Option<Time>> {
         Ok(tree
             .get(k)?
