@@ -434,6 +434,15 @@ pub fn start_with_token_env(
     (Server::start_env(&data, &args, env), password, token)
 }
 
+/// A day, and a fixed "now" for tests that set the server's clock (`WHARF_CLOCK_FILE`).
+pub const DAY: u64 = 86_400;
+pub const NOW: u64 = 1_900_000_000;
+
+/// Sets the test clock the server reads from `clock` to `at` (Unix seconds).
+pub fn set_clock(clock: &Path, at: u64) {
+    std::fs::write(clock, at.to_string()).unwrap();
+}
+
 /// An ECR lifecycle policy that keeps the newest `n` items of every package, whatever their tags.
 pub fn keep_newest(n: u32) -> String {
     format!(

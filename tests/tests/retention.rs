@@ -7,8 +7,8 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use wharf_tests::{
-    Engine, Server, agent, basic, ok, removed, retention, sha256_hex, start_with_token_env,
-    status_and_text, wharf,
+    DAY, Engine, NOW, Server, agent, basic, ok, removed, retention, set_clock, sha256_hex,
+    start_with_token_env, status_and_text, wharf,
 };
 
 /// The user's guide policy: keep the last 10 images tagged `v*`, expire untagged images after 7 days.
@@ -46,11 +46,16 @@ const POLICY: &str = r#"{
 const CONFIG: &str = "[storage]\ngc_interval = \"0s\"\n\n\
                       [[repository]]\nname = \"docker\"\nformat = \"docker\"\n";
 
-const DAY: u64 = 86_400;
-const NOW: u64 = 1_900_000_000;
-
-fn set_clock(clock: &Path, at: u64) {
-    std::fs::write(clock, at.to_string()).unwrap();
+/// oras `args` over plain HTTP (the flag after the subcommand, as oras wants it), with its own credentials store in
+/// `home`.
+fn oras_in(home: &Path, args: &[&str]) -> std::process::Command {
+    let mut command = std::process::Command::new(wharf_tests::tool("oras"));
+    command
+        .args(args)
+        .arg("--plain-http")
+        .env("DOCKER_CONFIG", home.join("oras"))
+        .current_dir(home);
+    command
 }
 
 #[test]
@@ -303,13 +308,7 @@ fn referrers_and_index_manifests_follow() {
     let (server, password, token) =
         start_with_token_env(home, CONFIG, &[("WHARF_CLOCK_FILE", &clock)]);
     let auth = basic("admin", &password);
-    let oras = |args: &[&str]| {
-        ok(std::process::Command::new(wharf_tests::tool("oras"))
-            .args(args)
-            .arg("--plain-http")
-            .env("DOCKER_CONFIG", home.join("oras"))
-            .current_dir(home))
-    };
+    let oras = |args: &[&str]| ok(&mut oras_in(home, args));
     oras(&["login", &server.addr, "-u", "admin", "-p", &password]);
     let image = format!("{}/docker/app", server.addr);
     let digest = |reference: &str| -> String {
@@ -453,13 +452,7 @@ fn a_pull_window_keeps_what_clients_pull() {
     let config = format!("{CONFIG}immutable = [\"frozen\"]\n");
     let (server, password, token) =
         start_with_token_env(home, &config, &[("WHARF_CLOCK_FILE", &clock)]);
-    let oras = |args: &[&str]| {
-        ok(std::process::Command::new(wharf_tests::tool("oras"))
-            .args(args)
-            .arg("--plain-http")
-            .env("DOCKER_CONFIG", home.join("oras"))
-            .current_dir(home))
-    };
+    let oras = |args: &[&str]| ok(&mut oras_in(home, args));
     oras(&["login", &server.addr, "-u", "admin", "-p", &password]);
     let image = format!("{}/docker/app", server.addr);
     for name in ["used", "idle", "stale", "frozen"] {
@@ -509,17 +502,9 @@ fn a_pull_window_keeps_what_clients_pull() {
         std::fs::read_to_string(home.join("again/used.txt")).unwrap(),
         "used"
     );
-    let gone = std::process::Command::new(wharf_tests::tool("oras"))
-        .args([
-            "pull",
-            "-o",
-            "gone",
-            &format!("{image}:idle"),
-            "--plain-http",
-        ])
-        .env("DOCKER_CONFIG", home.join("oras"))
-        .current_dir(home)
-        .output()
-        .unwrap();
+    let gone = wharf_tests::run(&mut oras_in(
+        home,
+        &["pull", "-o", "gone", &format!("{image}:idle")],
+    ));
     assert!(!gone.status.success(), "the idle image is gone");
 }

@@ -4,14 +4,10 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use wharf_tests::{agent, npm_as_admin, removed, retention, start_with_token_env, status_and_text};
-
-const DAY: u64 = 86_400;
-const NOW: u64 = 1_900_000_000;
-
-fn set_clock(clock: &Path, at: u64) {
-    std::fs::write(clock, at.to_string()).unwrap();
-}
+use wharf_tests::{
+    DAY, NOW, agent, npm_as_admin, removed, retention, set_clock, start_with_token_env,
+    status_and_text,
+};
 
 #[test]
 fn npm_versions_expire_and_npm_installs_what_is_kept() {
