@@ -174,12 +174,17 @@ pub fn expire(
     item: &crate::retention::Item,
 ) -> Result<Vec<Write>, Problem> {
     let (image, name) = (item.package.as_str(), item.version.as_str());
+    let mut writes = crate::retention::version_removal(repo, item);
+    // A manifest with a subject follows it (`retention_items`), so one that follows nothing has no referrer entry,
+    // and most manifests need no second read of their record.
+    if item.follows.is_empty() {
+        return Ok(writes);
+    }
     let version = ctx
         .store
         .meta()
         .version(repo, image, name)?
         .ok_or_else(|| Problem::not_found(format!("{image}@{name} not found")))?;
-    let mut writes = crate::retention::version_removal(repo, item);
     if let Some(subject) = version.metadata["subject"].as_str() {
         writes.push(Write::DeleteKv {
             repo: repo.into(),
@@ -199,6 +204,14 @@ pub fn children(version: &Version) -> Vec<String> {
         .collect()
 }
 
+/// What retention reads of a manifest's metadata: what it follows.
+#[derive(serde::Deserialize)]
+struct Followed {
+    subject: Option<String>,
+    #[serde(default)]
+    manifests: Vec<String>,
+}
+
 /// Retention's items of an image: its manifests, tagged by their tags. A referrer follows its subject, and an
 /// untagged manifest follows the indexes that list it, so neither is judged (or counted) on its own.
 pub fn retention_items(
@@ -206,25 +219,33 @@ pub fn retention_items(
     repo: &str,
     image: &str,
 ) -> Result<Vec<crate::retention::Item>, Problem> {
-    crate::retention::version_items_following(ctx.store, repo, image, |versions, tags| {
-        let mut listed_by: std::collections::HashMap<String, Vec<String>> = Default::default();
-        for (name, version) in versions {
-            for child in children(version) {
-                listed_by.entry(child).or_default().push(name.clone());
+    // `Option`: a record without metadata has `null` there.
+    crate::retention::version_items_following::<Option<Followed>>(
+        ctx.store,
+        repo,
+        image,
+        |versions, tags| {
+            let mut listed_by: std::collections::HashMap<&str, Vec<String>> = Default::default();
+            for (name, version) in versions {
+                for child in version.metadata.iter().flat_map(|m| &m.manifests) {
+                    listed_by.entry(child).or_default().push(name.clone());
+                }
             }
-        }
-        versions
-            .iter()
-            .zip(tags)
-            .map(
-                |((name, version), tags)| match version.metadata["subject"].as_str() {
-                    Some(subject) => vec![subject.to_string()],
-                    None if tags.is_empty() => listed_by.remove(name).unwrap_or_default(),
-                    None => Vec::new(),
-                },
-            )
-            .collect()
-    })
+            versions
+                .iter()
+                .zip(tags)
+                .map(|((name, version), tags)| {
+                    match version.metadata.as_ref().and_then(|m| m.subject.as_ref()) {
+                        Some(subject) => vec![subject.clone()],
+                        None if tags.is_empty() => {
+                            listed_by.remove(name.as_str()).unwrap_or_default()
+                        }
+                        None => Vec::new(),
+                    }
+                })
+                .collect()
+        },
+    )
 }
 
 fn put(

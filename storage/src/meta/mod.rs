@@ -262,25 +262,39 @@ impl Meta {
         flatten(result)
     }
 
-    /// Removes a blob's record if nothing refers to it and it was not touched since `touched_before`. Returns whether
-    /// it was removed; the caller deletes the file only then. A push that re-ingests or references the blob in the
-    /// meantime conflicts with this transaction, so it can never lose the blob.
-    pub fn collect_blob(&self, digest: &Digest, touched_before: Time) -> Result<bool> {
-        let key = digest.hex();
+    /// Removes the records of those of `digests` that nothing refers to and that were not touched since
+    /// `touched_before`, in one transaction. Returns the removed ones with their sizes; the caller deletes the files
+    /// of those only. A push that re-ingests or references one of them in the meantime conflicts with this
+    /// transaction, so it can never lose the blob.
+    pub fn collect_blobs(
+        &self,
+        digests: &[Digest],
+        touched_before: Time,
+    ) -> Result<Vec<(Digest, u64)>> {
         let trees = [self.tree(BLOBS), self.tree(GC), self.tree(STATS)];
         let result = trees.as_slice().transaction(|t| {
-            let record = get::<BlobRecord>(&t[0], key.as_bytes(), "blobs")?;
-            let collectable = record
-                .as_ref()
-                .is_none_or(|r| r.refs == 0 && r.touched < touched_before);
-            if collectable {
-                t[0].remove(key.as_bytes())?;
-                t[1].remove(key.as_bytes())?;
-                if let Some(record) = record {
-                    count(&t[2], -1, -(record.size as i64))?;
+            let mut removed = Vec::new();
+            let (mut count_removed, mut bytes_removed) = (0, 0);
+            for digest in digests {
+                let key = digest.hex();
+                let record = get::<BlobRecord>(&t[0], key.as_bytes(), "blobs")?;
+                let collectable = record
+                    .as_ref()
+                    .is_none_or(|r| r.refs == 0 && r.touched < touched_before);
+                if collectable {
+                    t[0].remove(key.as_bytes())?;
+                    t[1].remove(key.as_bytes())?;
+                    if let Some(r) = &record {
+                        count_removed += 1;
+                        bytes_removed += r.size as i64;
+                    }
+                    removed.push((*digest, record.map_or(0, |r| r.size)));
                 }
             }
-            Ok(collectable)
+            if count_removed > 0 {
+                count(&t[2], -count_removed, -bytes_removed)?;
+            }
+            Ok(removed)
         });
         flatten(result)
     }
@@ -309,6 +323,18 @@ impl Meta {
         start_after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<(String, Version)>> {
+        self.scan_named(VERSIONS, &[repo, package], start_after, limit)
+    }
+
+    /// `versions`, each record decoded as a `T` that picks out only the fields its caller reads: a scan over many
+    /// versions (retention's) then builds no metadata it throws away.
+    pub fn version_records<T: DeserializeOwned>(
+        &self,
+        repo: &str,
+        package: &str,
+        start_after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, T)>> {
         self.scan_named(VERSIONS, &[repo, package], start_after, limit)
     }
 
