@@ -54,7 +54,7 @@ token[verdaccio]=$(login verdaccio bench bench-password-1)
 
 median() { sort -n | sed -n 2p; }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; } # user + system time of a process, in clock ticks
-declare -A packument tarball install rss server_cpu
+declare -A packument tarball install npm_cpu rss server_cpu
 sleep 3
 for r in wharf verdaccio; do
   rss[$r]=$(awk '/VmRSS/ {print int($2 / 1024)}' "/proc/$([ $r = wharf ] && echo "$wharf_pid" || echo "$verdaccio_pid")/status")
@@ -66,16 +66,21 @@ for r in wharf verdaccio; do
   tarball[$r]=$(wrk -t2 -c16 -d10s "${url[$r]}/tree-1/-/tree-1-1.0.0.tgz" | awk '/Requests\/sec/ {print $2}')
   pid=$([ $r = wharf ] && echo "$wharf_pid" || echo "$verdaccio_pid")
   ticks_before=$(cpu_ticks "$pid")
-  install[$r]=$(for run in 1 2 3; do
+  for run in 1 2 3; do
     project=$work/install-$r-$run
     mkdir -p "$project"
     echo '{"name":"consumer","version":"1.0.0"}' > "$project/package.json"
     start=$(date +%s%N)
-    (cd "$project" && npm install --silent --no-audit --no-fund --registry "${url[$r]}/" \
-      --cache "$project/cache" --userconfig "$project/npmrc" tree-0 >/dev/null)
-    echo $(( ($(date +%s%N) - start) / 1000000 ))
+    # npm's own CPU time (user + system of npm and its children), beside the wall time: npm is mostly one thread,
+    # so its CPU time is a floor under its wall time that no server can lower.
+    npm_cpu=$( { TIMEFORMAT='%3U %3S'; time (cd "$project" && npm install --silent --no-audit --no-fund \
+      --registry "${url[$r]}/" --cache "$project/cache" --userconfig "$project/npmrc" tree-0 >/dev/null); } 2>&1 |
+      awk '{print int(($1 + $2) * 1000)}')
+    echo "$(( ($(date +%s%N) - start) / 1000000 )) $npm_cpu" >> "$work/install-$r"
     [ "$(ls "$project/node_modules" | wc -l)" -ge "$packages" ] || { echo "install incomplete" >&2; exit 1; }
-  done | median)
+  done
+  install[$r]=$(cut -d' ' -f1 "$work/install-$r" | median)
+  npm_cpu[$r]=$(cut -d' ' -f2 "$work/install-$r" | median)
   # The server's own CPU per install: what a faster server can take off the wall time at most.
   server_cpu[$r]=$(( ($(cpu_ticks "$pid") - ticks_before) * 1000 / $(getconf CLK_TCK) / 3 ))
 done
@@ -98,6 +103,7 @@ ratio() { echo "$1 / $2" | bc -l | xargs printf '%.2f'; }
   printf 'npm install of the %s-package tree, empty cache, median of 3:  wharf %s ms   verdaccio %s ms   ratio %s\n' \
     "$packages" "${install[wharf]}" "${install[verdaccio]}" "$(ratio "${install[wharf]}" "${install[verdaccio]}")"
   echo "  server CPU per install: wharf ${server_cpu[wharf]} ms   verdaccio ${server_cpu[verdaccio]} ms"
+  echo "  npm's own CPU per install (user + system, median): against wharf ${npm_cpu[wharf]} ms   against verdaccio ${npm_cpu[verdaccio]} ms"
   echo "  npm alone (same install, offline from a warm cache, no server asked): $floor ms"
   echo "idle RSS: wharf ${rss[wharf]} MiB   verdaccio ${rss[verdaccio]} MiB"
 } | tee bench/results/npm.txt
