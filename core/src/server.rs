@@ -38,13 +38,14 @@ impl App {
     /// admin on an empty store.
     pub async fn open(config: Config) -> Result<Opened> {
         refuse_unsupported(&config)?;
-        let formats = formats(&config)?;
         let options = Options {
             data_dir: config.storage.data_dir.clone(),
             cache_bytes: config.storage.cache.bytes(),
             upload_max_age: config.storage.upload_max_age.get(),
         };
         let (store, reconciled) = Store::open(options)?;
+        // After the store, which creates the data directory the compiled plugins are cached in.
+        let formats = formats(&config)?;
         let mut repos = HashMap::new();
         let mut writes = Vec::new();
         for repo in &config.repositories {
@@ -129,7 +130,9 @@ fn formats(config: &Config) -> Result<HashMap<String, Arc<dyn wharf_formats::For
         .into_iter()
         .map(|f| (f.name().to_string(), f))
         .collect();
-    let host = wharf_plugins::Host::new(wharf_plugins::Limits::default())?;
+    let cache = std::path::absolute(config.storage.data_dir.join("plugin-cache"))
+        .map_err(|e| Error::io("cannot resolve the data directory", e))?;
+    let host = wharf_plugins::Host::new(wharf_plugins::Limits::default(), Some(cache))?;
     let mut loaded = Vec::new();
     for (name, wasm) in wharf_plugins::bundled() {
         loaded.push(host.load(name, wasm)?);

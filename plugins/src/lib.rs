@@ -3,8 +3,10 @@
 //!
 //! - One engine for all plugins, with a pooling allocator (a fresh instance per call costs microseconds) and epoch
 //!   interruption (a thread ticks every 10 ms; a call past its deadline traps).
-//! - A component is compiled once per process and kept by the sha256 of its bytes; `InstancePre` resolves imports
-//!   once, so each call only instantiates.
+//! - A component is compiled once per process and kept by the sha256 of its bytes; given a cache directory
+//!   (`<data_dir>/plugin-cache`), wasmtime keeps the compiled code there too, so a restart loads in milliseconds
+//!   what took cranelift most of a second to compile. `InstancePre` resolves imports once, so each call only
+//!   instantiates.
 //! - Each call runs with a memory limit and a time limit, on the host's blocking pool (`Format::isolated`), never on
 //!   an HTTP worker: a trap, a timeout or an out-of-memory becomes a clear error for that request alone, counted in
 //!   `/metrics` (`wharf_plugin_failures_total`) and logged; the server and every other repository keep serving.
@@ -14,11 +16,14 @@ mod convert;
 mod host;
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Trap};
+use wasmtime::{
+    Cache, CacheConfig, Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Trap,
+};
 use wasmtime_wasi::WasiCtxBuilder;
 use wharf_formats::{Access, Commit, Context, Form, Format, Plan, Problem, RequestHead, Response};
 use wharf_storage::BlobInfo;
@@ -69,7 +74,10 @@ pub struct Host {
 }
 
 impl Host {
-    pub fn new(limits: Limits) -> Result<Arc<Host>, Error> {
+    /// A host whose calls run under `limits`; with `cache`, compiled code is kept in that directory. (wasmtime's
+    /// cache: it checks an entry's engine and version and writes atomically, and the `unsafe` of mapping stored
+    /// code stays in wasmtime rather than in this workspace, which forbids it.)
+    pub fn new(limits: Limits, cache: Option<PathBuf>) -> Result<Arc<Host>, Error> {
         let engine_error = |e: wasmtime::Error| Error::Engine(format!("{e:#}"));
         let mut pool = PoolingAllocationConfig::default();
         pool.total_component_instances(256)
@@ -82,6 +90,11 @@ impl Host {
             .wasm_component_model(true)
             .epoch_interruption(true)
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        if let Some(directory) = cache {
+            let mut settings = CacheConfig::new();
+            settings.with_directory(directory);
+            config.cache(Some(Cache::new(settings).map_err(engine_error)?));
+        }
         let engine = Engine::new(&config).map_err(engine_error)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(engine_error)?;

@@ -113,6 +113,26 @@ fn starts_with_no_configuration_and_serves() {
     }
     let _ = child.kill();
     let _ = child.wait();
+
+    // The bundled plugins' compiled code is kept, so a restart loads it instead of compiling again.
+    let cached = files(&cwd.path().join("wharf-data/plugin-cache"));
+    assert!(
+        cached.iter().any(|&size| size > 100_000),
+        "no compiled plugin in plugin-cache: {cached:?}"
+    );
+}
+
+/// The sizes of the files under `dir`, at any depth.
+fn files(dir: &std::path::Path) -> Vec<u64> {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .flat_map(|entry| match entry.file_type() {
+            Ok(t) if t.is_dir() => files(&entry.path()),
+            _ => vec![entry.metadata().map(|m| m.len()).unwrap_or(0)],
+        })
+        .collect()
 }
 
 const BAD_CONFIG: &str = r#"[server]
