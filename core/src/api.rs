@@ -125,12 +125,18 @@ async fn retention_run(
                 decisions: &'a [wharf_formats::retention::Decision],
             }
             let removed = decisions.iter().filter(|d| d.remove).count();
-            serde_json::to_vec(&Plan {
-                dry_run,
-                removed,
-                kept: decisions.len() - removed,
-                decisions: &decisions,
-            })
+            // About 200 bytes a decision: sized once rather than grown (and copied) by doubling.
+            let mut body = Vec::with_capacity(256 * decisions.len() + 64);
+            serde_json::to_writer(
+                &mut body,
+                &Plan {
+                    dry_run,
+                    removed,
+                    kept: decisions.len() - removed,
+                    decisions: &decisions,
+                },
+            )
+            .map(|()| body)
         })
         .await?
         .map_err(Problem::internal)

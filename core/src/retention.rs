@@ -161,7 +161,10 @@ pub async fn run(
                 .collect();
             app.store.apply(&writes, &events).await?;
         }
-        decisions.extend(judged);
+        match decisions.is_empty() {
+            true => decisions = judged,
+            false => decisions.extend(judged),
+        }
     }
     crate::background::finished("retention", planner).await?;
     Ok(decisions)

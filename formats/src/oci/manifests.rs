@@ -237,7 +237,8 @@ pub fn retention_items(
                 .map(|((name, version), tags)| {
                     match version.metadata.as_ref().and_then(|m| m.subject.as_ref()) {
                         Some(subject) => vec![subject.clone()],
-                        None if tags.is_empty() => {
+                        // (Asked only when some index lists manifests: most images have none.)
+                        None if tags.is_empty() && !listed_by.is_empty() => {
                             listed_by.remove(name.as_str()).unwrap_or_default()
                         }
                         None => Vec::new(),

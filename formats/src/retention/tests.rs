@@ -192,3 +192,25 @@ fn pull_windows_count_from_the_last_pull_or_the_push() {
         .is_err()
     );
 }
+
+#[test]
+fn equal_push_times_fall_back_to_the_version_in_any_listing_order() {
+    let policy = Policy::parse(
+        br#"{"rules": [{"rulePriority": 1, "selection": {"tagStatus": "any",
+            "countType": "imageCountMoreThan", "countNumber": 2}, "action": {"type": "expire"}}]}"#,
+    )
+    .unwrap();
+    let kept = |versions: &[&str]| {
+        let items = versions.iter().map(|v| item(v, &[], 1000)).collect();
+        let mut kept: Vec<String> = evaluate(&policy, items, 2000)
+            .into_iter()
+            .filter(|d| !d.remove)
+            .map(|d| d.item.version)
+            .collect();
+        kept.sort();
+        kept
+    };
+    // Listed in version order (as a key-ordered scan lists them) and out of it: the greatest two stay either way.
+    assert_eq!(kept(&["a", "b", "c", "d"]), ["c", "d"]);
+    assert_eq!(kept(&["d", "a", "c", "b"]), ["c", "d"]);
+}
