@@ -333,11 +333,6 @@ pub fn evaluate(policy: &Policy, items: Vec<Item>, now: Time) -> Vec<Decision> {
     rules.sort_by_key(|r| r.rule_priority);
     for rule in rules {
         let s = &rule.selection;
-        let mut selected: Vec<usize> = (0..items.len())
-            .filter(|&i| verdicts[i].is_none() && s.selects(&items[i].tags))
-            .collect();
-        // Newest (or most recently pulled) first; equal times fall back to the version (its rank), so a plan is
-        // the same every time.
         let by_pull = matches!(
             s.count_type,
             CountType::PulledImageCountMoreThan | CountType::SinceImagePulled
@@ -346,8 +341,15 @@ pub fn evaluate(policy: &Policy, items: Vec<Item>, now: Time) -> Vec<Decision> {
             true => items[i].last_used(),
             false => items[i].pushed,
         };
-        selected.sort_unstable_by_key(|&i| std::cmp::Reverse((time(i), ranks[i])));
-        for (rank, &i) in selected.iter().enumerate() {
+        // Newest (or most recently pulled) first; equal times fall back to the version (its rank), so a plan is
+        // the same every time. Sorted as (time, rank, index) triples side by side: a sort that looked each item
+        // up instead wandered over all of them (100,000 items: 15 MB) for every comparison.
+        let mut selected: Vec<(Time, usize, usize)> = (0..items.len())
+            .filter(|&i| verdicts[i].is_none() && s.selects(&items[i].tags))
+            .map(|i| (time(i), ranks[i], i))
+            .collect();
+        selected.sort_unstable_by(|a, b| b.cmp(a));
+        for (rank, &(_, _, i)) in selected.iter().enumerate() {
             let beyond = rank as u64 >= s.count_number;
             let place = if beyond { "beyond" } else { "among" };
             let age = now.saturating_sub(time(i)) / 86_400;

@@ -323,7 +323,7 @@ impl Meta {
         start_after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<(String, Version)>> {
-        self.scan_named(VERSIONS, &[repo, package], start_after, limit)
+        self.version_records(repo, package, start_after, limit)
     }
 
     /// `versions`, each record decoded as a `T` that picks out only the fields its caller reads: a scan over many
