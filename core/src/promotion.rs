@@ -88,7 +88,7 @@ pub async fn run(app: &App, asked: Request, principal: String) -> Result<HttpRes
     }));
     let moved = asked.move_ && asked.to != asked.repository;
     if moved {
-        writes.extend(wharf_formats::promote::removal(
+        writes.extend(source.format.remove_version(
             &ctx,
             &asked.repository,
             &asked.package,

@@ -378,6 +378,18 @@ pub trait Format: Send + Sync {
             format!("{} repositories do not promote versions yet", self.name()),
         ))
     }
+    /// The writes that take a version out of its repository as the format's own delete would: a promotion's move.
+    /// By default the version and every tag pointing at it; a format that keeps more beside a version (OCI's
+    /// referrers entry) removes that too.
+    fn remove_version(
+        &self,
+        ctx: &Context<'_>,
+        repo: &str,
+        package: &str,
+        version: &str,
+    ) -> Result<Vec<Write>, Problem> {
+        promote::removal(ctx, repo, package, version)
+    }
     /// The items retention judges in `package`: by default its versions, tagged by their tags. A format whose
     /// versions hold several items (a Maven SNAPSHOT and its builds) lists those, and `expire` takes their names.
     fn retention_items(

@@ -55,6 +55,18 @@ pub fn tool(name: &str) -> PathBuf {
         })
 }
 
+/// oras `args` over plain HTTP (the flag after the subcommand, as oras wants it), with its own credentials store in
+/// `home`.
+pub fn oras_in(home: &Path, args: &[&str]) -> Command {
+    let mut command = Command::new(tool("oras"));
+    command
+        .args(args)
+        .arg("--plain-http")
+        .env("DOCKER_CONFIG", home.join("oras"))
+        .current_dir(home);
+    command
+}
+
 /// Runs a command with `input` on its standard input; returns what it printed and its status.
 pub fn with_stdin(command: &mut Command, input: &str) -> std::process::Output {
     use std::io::Write;

@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use wharf_tests::{
-    Engine, Server, agent, npm_as_admin, ok, run, start_with_token, status_and_text, wharf,
+    Engine, Server, agent, npm_as_admin, ok, oras_in, run, start_with_token, status_and_text, wharf,
 };
 
 const CONFIG: &str = r#"
@@ -210,4 +210,66 @@ fn promote_an_image_and_an_npm_version() {
             .any(|l| l.contains("admin  move  npm/prom-pkg@1.0.0 -> npm-prod")),
         "{audit}"
     );
+}
+
+/// An SBOM attached with oras, moved to a second repository after its subject was copied there: the target's
+/// referrers API lists it, the source's no longer does (its entry goes with the manifest).
+#[test]
+fn a_moved_referrer_takes_its_referrers_entry_along() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path();
+    let (server, password, token) = start_with_token(home, CONFIG);
+    let oras = |args: &[&str]| ok(&mut oras_in(home, args));
+    oras(&["login", &server.addr, "-u", "admin", "-p", &password]);
+    let image = |repo: &str| format!("{}/{repo}/app:1.0", server.addr);
+    std::fs::write(home.join("app.txt"), "app").unwrap();
+    std::fs::write(home.join("sbom.spdx.json"), r#"{"spdxVersion":"SPDX-2.3"}"#).unwrap();
+    oras(&["push", &image("docker"), "app.txt"]);
+    let sbom_type = "application/spdx+json";
+    oras(&[
+        "attach",
+        "--artifact-type",
+        sbom_type,
+        &image("docker"),
+        "sbom.spdx.json",
+    ]);
+    let referrers = |repo: &str| -> Vec<String> {
+        let found: serde_json::Value =
+            serde_json::from_str(&oras(&["discover", "--format", "json", &image(repo)])).unwrap();
+        let listed = found["referrers"].as_array().cloned().unwrap_or_default();
+        listed
+            .iter()
+            .map(|r| r["digest"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let sboms = referrers("docker");
+    assert_eq!(sboms.len(), 1, "{sboms:?}");
+
+    let out = promote(&server, &token, &["docker/app:1.0", "--to", "docker-prod"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let moved = format!("docker/app@{}", sboms[0]);
+    let out = promote(&server, &token, &[&moved, "--to", "docker-prod", "--move"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        referrers("docker-prod"),
+        sboms,
+        "the target lists the moved SBOM"
+    );
+    assert_eq!(
+        referrers("docker"),
+        Vec::<String>::new(),
+        "the source no longer lists it"
+    );
+    let pulled = home.join("pulled");
+    let sbom_in_prod = format!("{}/docker-prod/app@{}", server.addr, sboms[0]);
+    oras(&["pull", "-o", pulled.to_str().unwrap(), &sbom_in_prod]);
+    assert!(pulled.join("sbom.spdx.json").is_file());
 }

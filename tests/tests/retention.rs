@@ -4,10 +4,9 @@
 //! pulls what was kept. The TOML form of a policy; referrers and index manifests following what they belong to.
 
 use std::collections::BTreeSet;
-use std::path::Path;
 
 use wharf_tests::{
-    DAY, Engine, NOW, Server, agent, basic, ok, removed, retention, set_clock, sha256_hex,
+    DAY, Engine, NOW, Server, agent, basic, ok, oras_in, removed, retention, set_clock, sha256_hex,
     start_with_token_env, status_and_text, wharf,
 };
 
@@ -45,18 +44,6 @@ const POLICY: &str = r#"{
 
 const CONFIG: &str = "[storage]\ngc_interval = \"0s\"\n\n\
                       [[repository]]\nname = \"docker\"\nformat = \"docker\"\n";
-
-/// oras `args` over plain HTTP (the flag after the subcommand, as oras wants it), with its own credentials store in
-/// `home`.
-fn oras_in(home: &Path, args: &[&str]) -> std::process::Command {
-    let mut command = std::process::Command::new(wharf_tests::tool("oras"));
-    command
-        .args(args)
-        .arg("--plain-http")
-        .env("DOCKER_CONFIG", home.join("oras"))
-        .current_dir(home);
-    command
-}
 
 #[test]
 fn an_ecr_policy_removes_exactly_what_ecr_would() {

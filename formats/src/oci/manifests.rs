@@ -166,6 +166,28 @@ pub fn removal(
     Ok(writes)
 }
 
+/// A promoted referrer's entry in its subject's referrers, copied to the target, so that the target's referrers
+/// API lists it as the source's does.
+pub fn promoted_referrer(
+    ctx: &Context<'_>,
+    p: &crate::promote::Promotion<'_>,
+    version: &Version,
+) -> Result<Option<Write>, Problem> {
+    let Some(subject) = version.metadata["subject"].as_str() else {
+        return Ok(None);
+    };
+    let key = referrer_key(p.package, subject, p.version);
+    Ok(ctx
+        .store
+        .meta()
+        .kv(p.from, &key)?
+        .map(|value| Write::PutKv {
+            repo: p.to.into(),
+            key,
+            value,
+        }))
+}
+
 /// The writes that remove a manifest retention expired: the version, the tags it had when listed, and its entry in
 /// its subject's referrers.
 pub fn expire(

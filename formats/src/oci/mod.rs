@@ -125,11 +125,12 @@ fn linked(
     Ok(store.blob(&stored)?.map(|_| stored))
 }
 
-/// The writes that make a promoted manifest pullable in the target: the version and its tags, and a link in the
-/// target image for every blob it names. An image index brings the manifests it lists (versions of the same image)
-/// along, with their links.
+/// The writes that make a promoted manifest pullable in the target: the version and its tags, a link in the
+/// target image for every blob it names, and, for a referrer, its entry in its subject's referrers. An image index
+/// brings the manifests it lists (versions of the same image) along, with their links.
 fn promote(ctx: &Context<'_>, p: &Promotion<'_>) -> Result<Vec<Write>, Problem> {
     let (mut writes, record) = promote::copy_version(ctx, p)?;
+    writes.extend(manifests::promoted_referrer(ctx, p, &record)?);
     let mut blobs = record.blobs.clone();
     for child in manifests::children(&record) {
         let (copied, platform) = promote::copy_version(
@@ -159,6 +160,21 @@ impl Format for Oci {
 
     fn promote(&self, ctx: &Context<'_>, p: &Promotion<'_>) -> Result<Vec<Write>, Problem> {
         promote(ctx, p)
+    }
+
+    fn remove_version(
+        &self,
+        ctx: &Context<'_>,
+        repo: &str,
+        image: &str,
+        name: &str,
+    ) -> Result<Vec<Write>, Problem> {
+        let version = ctx
+            .store
+            .meta()
+            .version(repo, image, name)?
+            .ok_or_else(|| Problem::not_found(format!("{image}@{name} not found")))?;
+        manifests::removal(ctx, repo, image, name, &version)
     }
 
     fn retention_items(
