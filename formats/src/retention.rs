@@ -228,7 +228,8 @@ pub fn version_items_following<M: serde::de::DeserializeOwned + Default>(
         tagged.entry(t.version).or_default().push(tag);
     }
     let versions = paged(|after| meta.version_records::<Listed<M>>(repo, package, after, PAGE))?;
-    // Most versions have no tag and were never pulled: the maps are asked only when they hold something.
+    // Most versions have no tag: the map is asked only when it holds something (`get` on an empty map hashes
+    // nothing, `remove` would hash every version).
     let tags: Vec<Vec<String>> = versions
         .iter()
         .map(|(version, _)| match tagged.is_empty() {
@@ -244,10 +245,7 @@ pub fn version_items_following<M: serde::de::DeserializeOwned + Default>(
         .zip(follows)
         .map(|(((version, v), tags), follows)| Item {
             package: package.into(),
-            pulled: match pulls.is_empty() {
-                true => None,
-                false => pulls.get(&version).copied(),
-            },
+            pulled: pulls.get(&version).copied(),
             version,
             tags,
             pushed: v.created,
