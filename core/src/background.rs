@@ -1,4 +1,4 @@
-//! Maintenance work (GC, retention planning) on threads of their own at the lowest CPU priority (SCHED_IDLE), so
+//! Maintenance work (GC, retention planning, checksums computed after a response) on threads of their own at the lowest CPU priority (SCHED_IDLE), so
 //! requests keep their latency while it runs: on a busy machine it yields the CPU to them, on an idle one it runs
 //! at full speed.
 
@@ -53,5 +53,21 @@ fn lower_priority() {
         idle,
     ) {
         tracing::debug!(?error, "maintenance runs at normal priority");
+    }
+}
+
+/// Starts the thread that computes checksums queued for after a response (`Store::checksum_later`); it lives as
+/// long as the process. A failure (an unreadable blob file) is logged and the queue tried again a minute later.
+pub fn later_checksums(store: wharf_storage::Store) {
+    let started = spawn("checksums", move || {
+        loop {
+            if let Err(error) = store.run_later_checksums() {
+                tracing::error!(%error, "computing queued checksums failed; trying again in a minute");
+                std::thread::sleep(std::time::Duration::from_secs(60));
+            }
+        }
+    });
+    if let Err(problem) = started {
+        tracing::error!(message = %problem.message, "cannot start the checksum thread");
     }
 }

@@ -180,6 +180,7 @@ async fn carry_out(
             expected,
             max_size,
             want,
+            later,
         } => {
             let limit = max_size.min(ctx.max_upload);
             check_length(&head, limit)?;
@@ -189,7 +190,9 @@ async fn carry_out(
                 ingest.write(chunk.map_err(body_problem)?).await?;
             }
             crate::observe::bytes_received(&repo.name, format.name(), ingest.size());
-            Received::Blob(app.store.finish(ingest).await?)
+            let blob = app.store.finish(ingest).await?;
+            app.store.checksum_later(&blob, later)?;
+            Received::Blob(blob)
         }
         Plan::Append {
             session,

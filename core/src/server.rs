@@ -218,6 +218,7 @@ pub async fn run(
 ) -> std::io::Result<()> {
     observe::metrics();
     crate::gc::schedule(app.clone());
+    crate::background::later_checksums(app.store.clone());
     let workers = app.config.server.workers;
     let data = web::Data::from(app);
     let mut server = actix_web::HttpServer::new(move || {

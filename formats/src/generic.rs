@@ -1,6 +1,7 @@
 //! `generic`: any file at any path. `PUT` stores, `GET`/`HEAD` serve (with Range), `DELETE` removes. Checksum
-//! headers as Artifactory sends them: `X-Checksum-Sha256` on a PUT is verified, and every GET/HEAD answers with
-//! `X-Checksum-Sha256`, `-Sha1` and `-Md5`.
+//! headers as Artifactory sends them: `X-Checksum-Sha256`, `-Sha1` and `-Md5` on a PUT are verified, and GET/HEAD
+//! answer with all three. The sha1 and md5 of a body sent without them are computed after the 201, in the
+//! background (`Store::checksum_later`); GET/HEAD carry them from then on.
 //!
 //! The bundled `generic` plugin (plugins/guest/generic) serves the `generic` format; this built-in twin is
 //! `generic-builtin`, kept so one protocol suite runs against a plugin and a built-in format alike, and so the
@@ -14,6 +15,13 @@ use wharf_storage::{Asset, BlobInfo, Digest, Want, Write, now};
 use crate::{Access, Commit, Context, Format, Plan, Problem, RequestHead, Response, safe_path};
 
 pub struct Generic;
+
+/// The checksums GET and HEAD answer with beside the sha256.
+const SERVED: Want = Want {
+    sha1: true,
+    md5: true,
+    sha512: false,
+};
 
 /// `METHOD path` parsed once; the handlers match on it.
 #[derive(Debug, PartialEq, Eq)]
@@ -101,14 +109,17 @@ impl Format for Generic {
                     })?;
                     return Ok(Plan::Buffer(0));
                 }
+                // sha1 and md5 are computed while the body streams in only when the client sent one to verify;
+                // otherwise after the response, since md5 alone costs more CPU than receiving the bytes.
                 Ok(Plan::Ingest {
                     expected,
                     max_size: ctx.max_upload,
                     want: Want {
-                        sha1: true,
-                        md5: true,
+                        sha1: head.header("x-checksum-sha1").is_some(),
+                        md5: head.header("x-checksum-md5").is_some(),
                         sha512: false,
                     },
+                    later: SERVED,
                 })
             }
             Endpoint::Delete(path) => {
@@ -130,6 +141,18 @@ impl Format for Generic {
         let Endpoint::Put(path) = Endpoint::parse(head)? else {
             return Err(Problem::method_not_allowed());
         };
+        for (name, ours) in [
+            ("x-checksum-sha1", &blob.checksums.sha1),
+            ("x-checksum-md5", &blob.checksums.md5),
+        ] {
+            if let (Some(sent), Some(ours)) = (head.header(name), ours)
+                && !sent.trim().eq_ignore_ascii_case(ours)
+            {
+                return Err(Problem::bad_request(format!(
+                    "{name} `{sent}` does not match the body's, {ours}"
+                )));
+            }
+        }
         let (package, version) = package_of(&path);
         let time = now();
         let asset = Asset {
@@ -140,11 +163,14 @@ impl Format for Generic {
             content_type: head.header("content-type").map(str::to_string),
             created: time,
         };
+        // sha1 and md5 are there when known by now: sent by the client, or the blob was stored before.
+        let mut checksums = serde_json::json!(blob.checksums);
+        checksums["sha256"] = blob.digest.hex().into();
         let body = serde_json::json!({
             "repo": head.repository,
             "path": format!("/{path}"),
             "size": blob.size,
-            "checksums": { "sha256": blob.digest.hex(), "sha1": blob.checksums.sha1, "md5": blob.checksums.md5 },
+            "checksums": checksums,
             "downloadUri": format!("{}/{path}", head.base_url),
         });
         Ok(Commit {

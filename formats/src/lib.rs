@@ -197,11 +197,13 @@ pub enum Plan {
         headers: Vec<(String, String)>,
     },
     Redirect(String),
-    /// Stream the body into the blob store, then call `commit_ingested`.
+    /// Stream the body into the blob store, then call `commit_ingested`. The checksums in `want` are computed as
+    /// the body streams in; those in `later` after the response, in the background (`Store::checksum_later`).
     Ingest {
         expected: Option<Digest>,
         max_size: u64,
         want: Want,
+        later: Want,
     },
     /// Read a small body (JSON, XML, a form) of at most this many bytes, then call `commit_buffered`.
     Buffer(u64),

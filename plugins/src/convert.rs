@@ -160,6 +160,7 @@ pub fn plan(p: h::Plan) -> Result<f::Plan, f::Problem> {
             expected: i.expected.as_deref().map(parse_digest).transpose()?,
             max_size: i.max_size,
             want: want(i.want),
+            later: want(i.later),
         },
         h::Plan::Buffer(max) => f::Plan::Buffer(max),
         h::Plan::Form(form) => f::Plan::Form {

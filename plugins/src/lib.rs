@@ -36,7 +36,7 @@ use bindings::{FormatPlugin, FormatPluginPre};
 use host::State;
 
 /// Version of the format contract (`plugins/wit/format.wit`) a plugin must be built against.
-pub const API_VERSION: u32 = 1;
+pub const API_VERSION: u32 = 2;
 
 /// How often the epoch ticks: the granularity of every time limit.
 const TICK: Duration = Duration::from_millis(10);

@@ -140,21 +140,34 @@ impl Blobs {
 
     /// Re-hashes one blob file; `None` when the file is missing.
     pub fn rehash(&self, digest: &Digest) -> Result<Option<Digest>> {
+        let mut hasher = Hasher::new(Want::NONE);
+        let found = self.read_through(digest, |bytes| hasher.update(bytes))?;
+        Ok(found.then(|| hasher.finish().0))
+    }
+
+    /// Computes `want` of one blob file; `None` when the file is missing.
+    pub fn checksums(&self, digest: &Digest, want: Want) -> Result<Option<Checksums>> {
+        let mut extra = Extra::new(want);
+        let found = self.read_through(digest, |bytes| extra.update(bytes))?;
+        Ok(found.then(|| extra.finish()))
+    }
+
+    /// Feeds a blob file to `each` chunk by chunk; false when the file is missing.
+    fn read_through(&self, digest: &Digest, mut each: impl FnMut(&[u8])) -> Result<bool> {
         let (mut file, _) = match self.open_at(digest, 0) {
             Ok(opened) => opened,
-            Err(Error::BlobUnknown(_)) => return Ok(None),
+            Err(Error::BlobUnknown(_)) => return Ok(false),
             Err(e) => return Err(e),
         };
-        let mut hasher = Hasher::new(Want::NONE);
         let mut buf = vec![0u8; READ_CHUNK];
         loop {
             let n = file
                 .read(&mut buf)
                 .map_err(|e| Error::io("cannot read blob", e))?;
             if n == 0 {
-                return Ok(Some(hasher.finish().0));
+                return Ok(true);
             }
-            hasher.update(&buf[..n]);
+            each(&buf[..n]);
         }
     }
 

@@ -98,6 +98,28 @@ impl Want {
         md5: true,
         sha512: true,
     };
+
+    /// One bit each, as the queue of later checksums stores them.
+    pub fn bits(self) -> u8 {
+        self.sha1 as u8 | (self.md5 as u8) << 1 | (self.sha512 as u8) << 2
+    }
+
+    pub fn from_bits(bits: u8) -> Want {
+        Want {
+            sha1: bits & 1 != 0,
+            md5: bits & 2 != 0,
+            sha512: bits & 4 != 0,
+        }
+    }
+
+    /// What of `self` `have` lacks.
+    pub fn missing_from(self, have: &Checksums) -> Want {
+        Want {
+            sha1: self.sha1 && have.sha1.is_none(),
+            md5: self.md5 && have.md5.is_none(),
+            sha512: self.sha512 && have.sha512.is_none(),
+        }
+    }
 }
 
 /// Extra checksums of a blob, lowercase hex.

@@ -6,7 +6,7 @@
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -80,6 +80,8 @@ struct Inner {
     /// ingest just found in place and is about to index. Striped by the digest's first byte.
     placing: [Mutex<()>; 64],
     small: Arc<SmallCache>,
+    /// Set when checksums are queued for later, and the worker waiting on it (`run_later_checksums`).
+    later: (Mutex<bool>, Condvar),
 }
 
 fn read_ahead(
@@ -159,6 +161,7 @@ impl Store {
             options,
             placing,
             small: Arc::default(),
+            later: (Mutex::new(true), Condvar::new()),
         }));
         let mut report = Reconciled {
             temp_files_removed: store.0.blobs.clean_temp()?,
@@ -486,6 +489,46 @@ impl Store {
             }
         }
         Ok(report)
+    }
+
+    /// Queues the checksums in `want` that a stored blob lacks, to be computed by `run_later_checksums` after the
+    /// response: for a format that serves them but need not wait for them (generic), since md5 alone costs more
+    /// CPU than receiving and writing the bytes. Durable with the commit that follows.
+    pub fn checksum_later(&self, blob: &BlobInfo, want: Want) -> Result<()> {
+        let missing = want.missing_from(&blob.checksums);
+        if missing == Want::NONE {
+            return Ok(());
+        }
+        self.0.meta.queue_checksums(&blob.digest, missing)?;
+        *self.0.later.0.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        self.0.later.1.notify_one();
+        Ok(())
+    }
+
+    /// Computes queued checksums until none are left, then waits for more; for a maintenance thread that lives as
+    /// long as the process. An error is returned for the caller to log; the entry stays queued.
+    pub fn run_later_checksums(&self) -> Result<()> {
+        loop {
+            while self.compute_later_checksums(64)? > 0 {}
+            let (woken, wake) = &self.0.later;
+            let mut woken = woken.lock().unwrap_or_else(|p| p.into_inner());
+            while !*woken {
+                woken = wake.wait(woken).unwrap_or_else(|p| p.into_inner());
+            }
+            *woken = false;
+        }
+    }
+
+    /// Computes the checksums of up to `max` queued blobs and adds them to their records; returns how many.
+    pub fn compute_later_checksums(&self, max: usize) -> Result<usize> {
+        let queued = self.0.meta.queued_checksums(max)?;
+        for (digest, want) in &queued {
+            let sums = self.0.blobs.checksums(digest, *want)?;
+            self.0
+                .meta
+                .complete_checksums(digest, *want, sums.as_ref())?;
+        }
+        Ok(queued.len())
     }
 
     /// Removes queued blobs that nothing refers to and that were last ingested before `grace` ago. Returns the count

@@ -22,6 +22,7 @@ pub async fn run(store: &Store) {
     garbage_collection(store).await;
     upload_sessions(store).await;
     pulls(store).await;
+    later_checksums(store).await;
 }
 
 pub async fn read_all(store: &Store, digest: &Digest, offset: u64, len: u64) -> Vec<u8> {
@@ -560,4 +561,42 @@ async fn pulls(store: &Store) {
     };
     store.apply(&[delete], &[]).await.unwrap();
     assert_eq!(meta.pulled("suite", "pulled", "1").unwrap(), None);
+}
+
+async fn later_checksums(store: &Store) {
+    let data = content(9, 300_000);
+    let blob = store
+        .put_bytes(Bytes::from(data.clone()), Want::NONE)
+        .await
+        .unwrap();
+    assert_eq!(blob.checksums, crate::Checksums::default());
+    let want = Want {
+        sha1: true,
+        md5: true,
+        sha512: false,
+    };
+    store.checksum_later(&blob, want).unwrap();
+    // A digest whose file is gone (collected meanwhile) leaves the queue without a record appearing.
+    let gone = Digest::of(b"never stored");
+    store.meta().queue_checksums(&gone, want).unwrap();
+    assert_eq!(store.meta().queued_checksums(10).unwrap().len(), 2);
+    assert_eq!(store.compute_later_checksums(10).unwrap(), 2);
+    assert!(
+        store.meta().queued_checksums(10).unwrap().is_empty(),
+        "the queue drains"
+    );
+    assert!(store.blob(&gone).unwrap().is_none());
+    let mut expected = crate::digest::Hasher::new(want);
+    expected.update(&data);
+    let stored = store.blob(&blob.digest).unwrap().unwrap();
+    assert_eq!(
+        stored.checksums,
+        expected.finish().1,
+        "computed after the fact, the same"
+    );
+    store.checksum_later(&stored, want).unwrap();
+    assert!(
+        store.meta().queued_checksums(10).unwrap().is_empty(),
+        "nothing to queue for a blob that has them"
+    );
 }

@@ -54,7 +54,11 @@ fn url(server: &Server, repo: &str, path: &str) -> String {
 /// The generic protocol, driven with curl, the same against either implementation.
 fn generic_protocol(server: &Server, repo: &str, scratch: &Path) {
     let user = format!("admin:{}", server.admin_password.as_deref().unwrap());
-    let body: Vec<u8> = (0..100_000u32).flat_map(|i| i.to_le_bytes()).collect();
+    // Each repository gets bytes of its own, so neither finds the other's checksums already computed.
+    let body: Vec<u8> = repo
+        .bytes()
+        .chain((0..100_000u32).flat_map(|i| i.to_le_bytes()))
+        .collect();
     let sha = sha256_hex(&body);
     let file = scratch.join("body.bin");
     std::fs::write(&file, &body).unwrap();
@@ -80,31 +84,71 @@ fn generic_protocol(server: &Server, repo: &str, scratch: &Path) {
         "{repo}: a wrong X-Checksum-Sha256 is refused: {text}"
     );
 
-    // GET: the bytes, and every checksum header.
-    let got = scratch.join("got.bin");
-    let (status, headers) = curl(&[
-        "-D",
-        "-",
-        "-o",
-        got.to_str().unwrap(),
-        &url(server, repo, "dir/file.bin"),
-    ]);
-    assert_eq!(status, 200);
-    assert_eq!(std::fs::read(&got).unwrap(), body);
-    let headers = headers.to_ascii_lowercase();
-    let sha1 = {
+    // GET: the bytes, and every checksum header once the sha1 and md5, computed after the 201, are in.
+    let (sha1, md5) = {
         use sha1::Digest;
-        hex::encode(sha1::Sha1::digest(&body))
+        let sha1 = hex::encode(sha1::Sha1::digest(&body));
+        (sha1, hex::encode(md5::Md5::digest(&body)))
     };
-    assert!(
-        headers.contains(&format!("x-checksum-sha256: {sha}")),
-        "{headers}"
-    );
-    assert!(
-        headers.contains(&format!("x-checksum-sha1: {sha1}")),
-        "{headers}"
-    );
-    assert!(headers.contains("x-checksum-md5: "), "{headers}");
+    let got = scratch.join("got.bin");
+    let checksummed = Instant::now() + Duration::from_secs(30);
+    let headers = loop {
+        let (status, headers) = curl(&[
+            "-D",
+            "-",
+            "-o",
+            got.to_str().unwrap(),
+            &url(server, repo, "dir/file.bin"),
+        ]);
+        assert_eq!(status, 200);
+        assert_eq!(std::fs::read(&got).unwrap(), body);
+        let headers = headers.to_ascii_lowercase();
+        if headers.contains("x-checksum-md5") || Instant::now() > checksummed {
+            break headers;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    for (name, value) in [("sha256", &sha), ("sha1", &sha1), ("md5", &md5)] {
+        assert!(
+            headers.contains(&format!("x-checksum-{name}: {value}")),
+            "{repo}: {headers}"
+        );
+    }
+
+    // An X-Checksum-Sha1 or -Md5 sent with a PUT is checked before the 201, which then names it. Bytes not stored
+    // before, so the checksums are computed as they stream in.
+    let fresh: Vec<u8> = body.iter().rev().copied().collect();
+    let (fresh_sha1, fresh_md5) = {
+        use sha1::Digest;
+        let sha1 = hex::encode(sha1::Sha1::digest(&fresh));
+        (sha1, hex::encode(md5::Md5::digest(&fresh)))
+    };
+    let fresh_file = scratch.join("fresh.bin");
+    std::fs::write(&fresh_file, &fresh).unwrap();
+    let sent = |path: &str, name: &str, value: &str| {
+        let header = format!("X-Checksum-{name}: {value}");
+        let target = url(server, repo, path);
+        let from = fresh_file.to_str().unwrap();
+        curl(&["-u", &user, "-T", from, "-H", &header, &target])
+    };
+    for name in ["Sha1", "Md5"] {
+        let (status, text) = sent("sums/bad.bin", name, &"0".repeat(32));
+        assert_eq!(status, 400, "{repo}: a wrong X-Checksum-{name}: {text}");
+        assert!(text.contains("does not match"), "{repo}: {text}");
+    }
+    let (status, text) = sent("sums/sha1.bin", "Sha1", &fresh_sha1);
+    assert_eq!(status, 201, "{repo}: {text}");
+    assert!(text.contains(&fresh_sha1), "{repo}: {text}");
+    let (status, text) = sent("sums/md5.bin", "Md5", &fresh_md5);
+    assert_eq!(status, 201, "{repo}: {text}");
+    assert!(text.contains(&fresh_md5), "{repo}: {text}");
+    for name in ["Sha1", "Md5"] {
+        let (status, text) = sent("sums/bad.bin", name, &"0".repeat(32));
+        assert_eq!(status, 400, "{repo}: a wrong X-Checksum-{name}: {text}");
+        assert!(text.contains("does not match"), "{repo}: {text}");
+    }
+    let (status, _) = curl(&[&url(server, repo, "sums/bad.bin")]);
+    assert_eq!(status, 404, "{repo}: nothing stored for a refused PUT");
 
     // HEAD and Range.
     let (status, headers) = curl(&["-I", &url(server, repo, "dir/file.bin")]);

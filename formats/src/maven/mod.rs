@@ -67,6 +67,7 @@ impl Format for Maven {
                     expected: None,
                     max_size: ctx.max_upload,
                     want: Want::ALL,
+                    later: Want::NONE,
                 }),
                 (_, Some(_)) => Ok(Plan::Buffer(MAX_CHECKSUM)),
                 (_, None) => Ok(Plan::Buffer(MAX_XML)),

@@ -38,6 +38,7 @@ pub fn handle(ctx: &Context<'_>, head: &RequestHead, request: &Request) -> Resul
             expected: digest.sha256(),
             max_size: ctx.max_upload,
             want: want(digest),
+            later: Want::NONE,
         }),
         Endpoint::StartUpload { .. } => Ok(Plan::Buffer(0)),
         Endpoint::UploadStatus(id) => {
@@ -68,6 +69,7 @@ pub fn handle(ctx: &Context<'_>, head: &RequestHead, request: &Request) -> Resul
                     expected: digest.sha256(),
                     max_size: ctx.max_upload,
                     want: want(digest),
+                    later: Want::NONE,
                 });
             }
             Ok(Plan::Seal {

@@ -17,6 +17,7 @@
 //!   stats         "blobs" | "bytes"        -> u64 BE, kept exact by the transactions that add or remove a blob
 //!   pulls         repo \0 package \0 ver   -> u64 BE, when the version was last pulled (to the minute; see
 //!                                             `note_pull`), removed with the version
+//!   later         hex                      -> Want bits: checksums of the blob still to compute (`later.rs`)
 //! ```
 //!
 //! Records are JSON. sled's own flush only calls `sync_file_range`, which neither flushes the disk cache nor the
@@ -38,9 +39,10 @@ use crate::error::{Error, Result};
 use crate::model::*;
 
 mod apply;
+mod later;
 use apply::{apply_one, count};
 
-const TREES: [&str; 14] = [
+const TREES: [&str; 15] = [
     "repositories",
     "packages",
     "versions",
@@ -55,6 +57,7 @@ const TREES: [&str; 14] = [
     "audit",
     "stats",
     "pulls",
+    "later",
 ];
 // Indexes into TREES, for the transaction's slice of trees.
 const REPOS: usize = 0;
@@ -71,6 +74,7 @@ const TOKENS: usize = 10;
 const AUDIT: usize = 11;
 const STATS: usize = 12;
 const PULLS: usize = 13;
+const LATER: usize = 14;
 /// A pull is written when the one recorded is older than this: pull windows are counted in days, and a version
 /// pulled a thousand times a second costs one write a minute.
 const PULL_PRECISION: Time = 60;

@@ -1,6 +1,8 @@
-//! `generic` as a plugin: any file at any path. `PUT` stores (an `X-Checksum-Sha256` sent with it is verified, and
-//! a PUT with that header and no body deploys by checksum when the blob is already stored), `GET`/`HEAD` serve with
-//! Range and `X-Checksum-Sha256`, `-Sha1`, `-Md5`, `DELETE` removes. Errors in Artifactory's JSON shape.
+//! `generic` as a plugin: any file at any path. `PUT` stores (an `X-Checksum-Sha256`, `-Sha1` or `-Md5` sent with it
+//! is verified, and a PUT with the sha256 header and no body deploys by checksum when the blob is already stored),
+//! `GET`/`HEAD` serve with Range and `X-Checksum-Sha256`, `-Sha1`, `-Md5`, `DELETE` removes. Errors in
+//! Artifactory's JSON shape. The sha1 and md5 of a body sent without them are computed by the host after the 201
+//! (`later`), and served from then on.
 //!
 //! For retention, a directory is a package and each file in it a version of that package (the root directory is
 //! the package `/`), so "keep the newest N" counts per directory and "expire after N days" dates each file.
@@ -8,6 +10,13 @@
 use wharf_plugin_sdk::*;
 
 struct Generic;
+
+/// The checksums GET and HEAD answer with beside the sha256.
+const SERVED: Want = Want {
+    sha1: true,
+    md5: true,
+    sha512: false,
+};
 
 /// `METHOD path` parsed once.
 enum Endpoint {
@@ -52,6 +61,25 @@ fn expected(head: &RequestHead) -> Result<Option<String>, Problem> {
     Ok(Some(format!("sha256:{hex}")))
 }
 
+/// Refuses a body whose sha1 or md5 differs from an `X-Checksum-Sha1` or `-Md5` the client sent.
+fn verify_sent(head: &RequestHead, blob: &BlobInfo) -> Result<(), Problem> {
+    for (name, ours) in [
+        ("x-checksum-sha1", &blob.checksums.sha1),
+        ("x-checksum-md5", &blob.checksums.md5),
+    ] {
+        if let (Some(sent), Some(ours)) = (header(head, name), ours)
+            && !sent.trim().eq_ignore_ascii_case(ours)
+        {
+            return Err(problem(
+                400,
+                "BAD_REQUEST",
+                format!("{name} `{sent}` does not match the body's, {ours}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// The package and version a file is for retention: its directory (`/` for the root) and its name.
 fn package_of(path: &str) -> (String, String) {
     match path.rsplit_once('/') {
@@ -80,12 +108,18 @@ fn removal(path: String) -> Vec<Write> {
 
 /// The file's record and the JSON answer Artifactory gives to a deploy.
 fn stored(head: &RequestHead, path: String, blob: BlobInfo) -> Commit {
-    let hex = blob.digest.trim_start_matches("sha256:").to_string();
+    // sha1 and md5 are there when known by now: sent by the client, or the blob was stored before.
+    let mut checksums = serde_json::json!({ "sha256": blob.digest.trim_start_matches("sha256:") });
+    for (name, value) in [("sha1", blob.checksums.sha1), ("md5", blob.checksums.md5)] {
+        if let Some(value) = value {
+            checksums[name] = value.into();
+        }
+    }
     let body = serde_json::json!({
         "repo": head.repository,
         "path": format!("/{path}"),
         "size": blob.size,
-        "checksums": { "sha256": hex, "sha1": blob.checksums.sha1, "md5": blob.checksums.md5 },
+        "checksums": checksums,
         "downloadUri": format!("{}/{path}", head.base_url),
     });
     let (package, version) = package_of(&path);
@@ -180,15 +214,18 @@ impl Format for Generic {
                     })?;
                     return Ok(Plan::Buffer(0));
                 }
+                // sha1 and md5 are computed while the body streams in only when the client sent one to verify;
+                // otherwise after the response, since md5 alone costs more CPU than receiving the bytes.
                 let want = Want {
-                    sha1: true,
-                    md5: true,
+                    sha1: header(&head, "x-checksum-sha1").is_some(),
+                    md5: header(&head, "x-checksum-md5").is_some(),
                     sha512: false,
                 };
                 Ok(Plan::Ingest(IngestBody {
                     expected,
                     max_size: u64::MAX,
                     want,
+                    later: SERVED,
                 }))
             }
             Endpoint::Delete(path) => {
@@ -200,7 +237,10 @@ impl Format for Generic {
 
     fn commit_ingested(head: RequestHead, blob: BlobInfo) -> Result<Commit, Problem> {
         match Endpoint::parse(&head)? {
-            Endpoint::Put(path) => Ok(stored(&head, path, blob)),
+            Endpoint::Put(path) => {
+                verify_sent(&head, &blob)?;
+                Ok(stored(&head, path, blob))
+            }
             _ => Err(problem(
                 405,
                 "METHOD_NOT_ALLOWED",

@@ -38,7 +38,7 @@ pub use wharf::format::types::{
 };
 
 /// The contract version this SDK speaks; `describe` returns it and the host checks it at load.
-pub const API_VERSION: u32 = 1;
+pub const API_VERSION: u32 = 2;
 
 /// Records, on a GET, that the request downloads the version a file belongs to (for retention's pull windows).
 pub fn note_file_pull(head: &RequestHead, asset: &Asset) {
