@@ -32,7 +32,7 @@ fn main() {
         );
     }
     let target_dir = out.join("guest-target");
-    let built = build(&manifest.join("guest/Cargo.toml"), &target_dir);
+    let built = wasm_target().and_then(|()| build(&manifest.join("guest/Cargo.toml"), &target_dir));
     let mut list = String::from("vec![\n");
     for (name, _, file) in BUNDLED {
         let wasm = target_dir.join("wasm32-wasip2/release").join(file);
@@ -51,6 +51,26 @@ fn main() {
         );
     }
     std::fs::write(out.join("bundled.rs"), list).expect("OUT_DIR is writable");
+}
+
+/// Checks that the toolchain has the wasm32-wasip2 standard library. rustup installs it with the toolchain that
+/// rust-toolchain.toml names, but not into a toolchain installed before; then the build says how to add it, and
+/// adding it makes cargo run this script again.
+fn wasm_target() -> Result<(), String> {
+    let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let sysroot = Command::new(rustc)
+        .args(["--print", "sysroot"])
+        .output()
+        .map_err(|e| format!("cannot run rustc: {e}"))?;
+    let sysroot = String::from_utf8_lossy(&sysroot.stdout).trim().to_string();
+    let lib = Path::new(&sysroot).join("lib/rustlib/wasm32-wasip2");
+    println!("cargo:rerun-if-changed={}", lib.display());
+    match lib.is_dir() {
+        true => Ok(()),
+        false => Err(
+            "the wasm32-wasip2 target is not installed: `rustup target add wasm32-wasip2`".into(),
+        ),
+    }
 }
 
 fn build(manifest: &Path, target_dir: &Path) -> Result<(), String> {
