@@ -159,16 +159,8 @@ impl Blobs {
             Err(Error::BlobUnknown(_)) => return Ok(false),
             Err(e) => return Err(e),
         };
-        let mut buf = vec![0u8; READ_CHUNK];
-        loop {
-            let n = file
-                .read(&mut buf)
-                .map_err(|e| Error::io("cannot read blob", e))?;
-            if n == 0 {
-                return Ok(true);
-            }
-            each(&buf[..n]);
-        }
+        read_chunks(&mut file, &mut each).map_err(|e| Error::io("cannot read blob", e))?;
+        Ok(true)
     }
 
     /// Removes a blob file. Only garbage collection calls this, after the index says nothing refers to it.
@@ -272,6 +264,18 @@ impl Drop for Ingest {
         if !self.temp.as_os_str().is_empty() {
             let _ = fs::remove_file(&self.temp);
         }
+    }
+}
+
+/// Feeds a file from where it stands to its end to `each`, `READ_CHUNK` bytes at a time.
+pub(crate) fn read_chunks(file: &mut File, mut each: impl FnMut(&[u8])) -> io::Result<()> {
+    let mut buf = vec![0u8; READ_CHUNK];
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            return Ok(());
+        }
+        each(&buf[..n]);
     }
 }
 

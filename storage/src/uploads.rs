@@ -12,14 +12,13 @@
 
 use std::collections::HashMap;
 use std::fs::{self, File};
-use std::io::{self, Read};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
-use crate::blobs::READ_CHUNK;
 use crate::digest::{Hasher, Want};
 use crate::error::{Error, Result};
 use crate::feed::{EarlySync, Feeder, Run, write_run};
@@ -248,15 +247,10 @@ pub(crate) fn rehash(path: &Path, want: Want) -> Result<(Hasher, u64)> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok((hasher, 0)),
         Err(e) => return Err(Error::io("cannot open upload file", e)),
     };
-    let mut buf = vec![0u8; READ_CHUNK];
-    loop {
-        let n = file
-            .read(&mut buf)
-            .map_err(|e| Error::io("cannot read upload file", e))?;
-        if n == 0 {
-            return Ok((hasher, size));
-        }
-        hasher.update(&buf[..n]);
-        size += n as u64;
-    }
+    crate::blobs::read_chunks(&mut file, |chunk| {
+        hasher.update(chunk);
+        size += chunk.len() as u64;
+    })
+    .map_err(|e| Error::io("cannot read upload file", e))?;
+    Ok((hasher, size))
 }

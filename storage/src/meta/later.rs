@@ -14,8 +14,7 @@ impl Meta {
     pub fn queue_checksums(&self, digest: &Digest, want: Want) -> Result<()> {
         self.tree(LATER)
             .update_and_fetch(digest.hex().as_bytes(), |old| {
-                let queued = old.map_or(0, |b| b.first().copied().unwrap_or(0));
-                Some(vec![queued | want.bits()])
+                Some(vec![bits(old) | want.bits()])
             })?;
         Ok(())
     }
@@ -27,7 +26,7 @@ impl Meta {
             .take(max)
             .map(|entry| {
                 let (k, v) = entry?;
-                let want = Want::from_bits(v.first().copied().unwrap_or(0));
+                let want = Want::from_bits(bits(Some(&v[..])));
                 Ok((digest_key(&k, "later")?, want))
             })
             .collect()
@@ -50,9 +49,7 @@ impl Meta {
                 record.checksums.merge(sums);
                 put(&t[0], key.as_bytes(), &record)?;
             }
-            let queued = t[1]
-                .get(key.as_bytes())?
-                .map_or(0, |b| b.first().copied().unwrap_or(0));
+            let queued = bits(t[1].get(key.as_bytes())?.as_deref());
             match queued & !done.bits() {
                 0 => t[1].remove(key.as_bytes())?,
                 left => t[1].insert(key.as_bytes(), vec![left])?,
@@ -61,4 +58,9 @@ impl Meta {
         });
         flatten(result)
     }
+}
+
+/// The bits a queue entry holds (none for no entry).
+fn bits(value: Option<&[u8]>) -> u8 {
+    value.and_then(|v| v.first().copied()).unwrap_or(0)
 }
