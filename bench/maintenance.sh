@@ -3,9 +3,9 @@
 # a retention dry run over N manifests and a GC run over N unreferenced blobs, timed, with the p99 of manifest GETs
 # from 4 clients during each beside idle. Writes bench/results/maintenance.txt. Run from anywhere:
 # bench/maintenance.sh [N...]
-# WHARF_BENCH_CACHE=256MiB sets the metadata cache ([storage] cache; default 8 MiB) and writes
-# bench/results/maintenance-cache-256MiB.txt instead: the index of 30,000 manifests and more outgrows
-# the default, so those sizes also measure reading the index back into the cache.
+# WHARF_BENCH_CACHE=8MiB sets the metadata cache ([storage] cache; default 128 MiB) and writes
+# bench/results/maintenance-cache-8MiB.txt instead: an index that outgrows the cache (about 10,000 manifests
+# for 8 MiB) is read back from the file on every pass, a step in the cost per item.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release -q -p wharf -p wharf-bench
@@ -45,6 +45,6 @@ for n in ${sizes[*]}; do
   pid=
 done
 {
-  echo "Retention and GC at scale, one Wharf per size, loopback, $(nproc) cores, metadata cache ${cache:-8MiB (default)}"
+  echo "Retention and GC at scale, one Wharf per size, loopback, $(nproc) cores, metadata cache ${cache:-128MiB (default)}"
   printf '%s\n' "${lines[@]}"
 } | tee "$results"

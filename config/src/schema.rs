@@ -103,7 +103,9 @@ pub struct Storage {
     pub gc_grace: Duration,
     /// How often garbage collection runs on its own; zero: only on demand.
     pub gc_interval: Duration,
-    /// Memory the metadata store may use as cache.
+    /// Memory the metadata store may use as cache. Filled only as the index is read, so a small store never uses
+    /// it; the default holds the index of about 100,000 versions, so that retention and GC over a repository that
+    /// size read it from memory rather than back from the file on every pass.
     pub cache: ByteSize,
 }
 
@@ -114,7 +116,7 @@ impl Default for Storage {
             upload_max_age: Duration::secs(24 * 3600),
             gc_grace: Duration::secs(3600),
             gc_interval: Duration::secs(3600),
-            cache: ByteSize::mib(8),
+            cache: ByteSize::mib(128),
         }
     }
 }

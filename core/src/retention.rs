@@ -137,7 +137,7 @@ pub async fn run(
     let planner = {
         let (app, repo) = (app.clone(), repo.to_string());
         crate::background::spawn("retention", move || {
-            plan_all(&app, &repo, &record, &policy, &sender)
+            plan_all(&app, &repo, &record, &policy, dry_run, &sender)
         })?
     };
     let mut decisions = Vec::new();
@@ -180,6 +180,7 @@ fn plan_all(
     repo: &str,
     record: &RepositoryRecord,
     policy: &Policy,
+    dry_run: bool,
     sender: &tokio::sync::mpsc::Sender<Result<Planned, Problem>>,
 ) {
     let mut after: Option<String> = None;
@@ -194,7 +195,8 @@ fn plan_all(
         let full = packages.len() == PAGE;
         after = packages.last().map(|(name, _)| name.clone());
         for (package, _) in packages {
-            let planned = plan(app, record, policy, &package).map(|(d, w)| (package, d, w));
+            let planned =
+                plan(app, record, policy, &package, dry_run).map(|(d, w)| (package, d, w));
             if sender.blocking_send(planned).is_err() {
                 return;
             }
@@ -205,12 +207,14 @@ fn plan_all(
     }
 }
 
-/// One package's decisions and the writes that carry them out.
+/// One package's decisions and, unless `dry_run`, the writes that carry them out. A dry run still asks the format
+/// for each removal's writes, so that it knows what the format refuses, but keeps none of them.
 fn plan(
     app: &App,
     record: &RepositoryRecord,
     policy: &Policy,
     package: &str,
+    dry_run: bool,
 ) -> Result<(Vec<Decision>, Vec<Write>), Problem> {
     let repo = record.name.as_str();
     let served = app
@@ -226,14 +230,10 @@ fn plan(
     let mut decisions = evaluate(policy, items, now());
     let mut writes = Vec::new();
     settle(&mut decisions, |decision| {
-        writes.extend(removal(
-            format.as_ref(),
-            &ctx,
-            record,
-            package,
-            decision,
-            yank,
-        )?);
+        let removal = removal(format.as_ref(), &ctx, record, package, decision, yank)?;
+        if !dry_run {
+            writes.extend(removal);
+        }
         Ok(())
     });
     if yank {

@@ -219,7 +219,7 @@ impl Format for Generic {
         repo: &str,
         item: &crate::retention::Item,
     ) -> Result<Vec<Write>, Problem> {
-        let path = match item.package.as_str() {
+        let path = match &*item.package {
             "/" => item.version.clone(),
             dir => format!("{dir}/{}", item.version),
         };

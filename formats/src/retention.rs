@@ -21,6 +21,8 @@
 
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
 
 use wharf_storage::{Store, Time, glob};
 
@@ -184,7 +186,8 @@ impl Selection {
 /// A version as retention sees it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Item {
-    pub package: String,
+    /// Shared by the items of a package: one allocation per package, not per version.
+    pub package: Arc<str>,
     pub version: String,
     pub tags: Vec<String>,
     pub pushed: Time,
@@ -228,30 +231,60 @@ pub fn version_items_following<M: serde::de::DeserializeOwned + Default>(
         tagged.entry(t.version).or_default().push(tag);
     }
     let versions = paged(|after| meta.version_records::<Listed<M>>(repo, package, after, PAGE))?;
-    // Most versions have no tag: the map is asked only when it holds something (`get` on an empty map hashes
-    // nothing, `remove` would hash every version).
-    let tags: Vec<Vec<String>> = versions
-        .iter()
-        .map(|(version, _)| match tagged.is_empty() {
-            true => Vec::new(),
-            false => tagged.remove(version).unwrap_or_default(),
-        })
-        .collect();
+    let tags = align(&versions, tagged);
     let follows = follows(&versions, &tags);
     let pulls = meta.pulls(repo, package)?;
+    let pulls = align(
+        &versions,
+        pulls.into_iter().map(|(v, at)| (v, Some(at))).collect(),
+    );
+    let package: Arc<str> = package.into();
     Ok(versions
         .into_iter()
         .zip(tags)
         .zip(follows)
-        .map(|(((version, v), tags), follows)| Item {
-            package: package.into(),
-            pulled: pulls.get(&version).copied(),
+        .zip(pulls)
+        .map(|((((version, v), tags), follows), pulled)| Item {
+            package: package.clone(),
+            pulled,
             version,
             tags,
             pushed: v.created,
             follows,
         })
         .collect())
+}
+
+/// `by_name`'s values in the order of `versions` (the default where a version has none). Looked up from the map's
+/// side: it is usually far smaller than the listing (a few tags, the versions ever pulled), and a key-ordered scan
+/// lists versions sorted, so each entry is a binary search rather than every version a hash.
+fn align<L, T: Default + Clone>(versions: &[(String, L)], by_name: HashMap<String, T>) -> Vec<T> {
+    let mut aligned = vec![T::default(); versions.len()];
+    if by_name.is_empty() {
+        return aligned;
+    }
+    let index: Option<HashMap<&str, usize>> = match versions.windows(2).all(|w| w[0].0 < w[1].0) {
+        true => None,
+        false => Some(
+            versions
+                .iter()
+                .enumerate()
+                .map(|(i, (n, _))| (n.as_str(), i))
+                .collect(),
+        ),
+    };
+    for (name, value) in by_name {
+        let at = match &index {
+            None => versions
+                .binary_search_by(|(n, _)| n.as_str().cmp(&name))
+                .ok(),
+            Some(index) => index.get(name.as_str()).copied(),
+        };
+        if let Some(i) = at {
+            aligned[i] = value;
+        }
+    }
+    aligned
 }
 
 /// The writes that remove a version and the tags it had when listed: what retention does to an OCI manifest or an
@@ -263,13 +296,13 @@ pub fn version_removal(repo: &str, item: &Item) -> Vec<wharf_storage::Write> {
         .iter()
         .map(|tag| Write::DeleteTag {
             repo: repo.into(),
-            package: item.package.clone(),
+            package: item.package.to_string(),
             tag: tag.clone(),
         })
         .collect();
     writes.push(Write::DeleteVersion {
         repo: repo.into(),
-        package: item.package.clone(),
+        package: item.package.to_string(),
         version: item.version.clone(),
     });
     writes
@@ -308,21 +341,103 @@ pub struct Decision {
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub yank: bool,
     pub rule: Option<u32>,
-    pub why: String,
+    pub why: Why,
+}
+
+/// Why a decision is what it is; written out as a sentence. A value, not a `String`: a plan of 100,000 versions
+/// would otherwise make (and free) 100,000 strings only to print them once.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Why {
+    NoRule,
+    /// `imageCountMoreThan`: among the newest `count` of its selection, or beyond them.
+    Newest {
+        among: bool,
+        count: u64,
+    },
+    /// `pulledImageCountMoreThan`.
+    MostPulled {
+        among: bool,
+        count: u64,
+    },
+    /// `sinceImagePushed`.
+    Pushed {
+        days: u64,
+        limit: u64,
+    },
+    /// `sinceImagePulled`, of a version pulled at some time, or never (then `days` counts from its push).
+    Pulled {
+        days: u64,
+        limit: u64,
+        ever: bool,
+    },
+    /// A follower: what it follows and, once settled, whether that goes.
+    Follows {
+        leaders: Vec<String>,
+        goes: Option<bool>,
+    },
+    /// The removal was refused (`reason`), so the item stays.
+    Kept {
+        reason: String,
+        was: Box<Why>,
+    },
+}
+
+impl fmt::Display for Why {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let place = |among: bool| if among { "among" } else { "beyond" };
+        match self {
+            Why::NoRule => f.write_str("no rule selects it"),
+            Why::Newest { among, count } => write!(f, "{} the newest {count}", place(*among)),
+            Why::MostPulled { among, count } => {
+                write!(f, "{} the {count} most recently pulled", place(*among))
+            }
+            Why::Pushed { days, limit } => write!(f, "pushed {days} days ago, limit {limit} days"),
+            Why::Pulled {
+                days,
+                limit,
+                ever: true,
+            } => write!(f, "pulled {days} days ago, limit {limit} days"),
+            Why::Pulled { days, limit, .. } => {
+                write!(
+                    f,
+                    "never pulled, pushed {days} days ago, limit {limit} days"
+                )
+            }
+            Why::Follows { leaders, goes } => {
+                write!(f, "follows {}", leaders.join(", "))?;
+                match goes {
+                    Some(true) => f.write_str(", which goes"),
+                    Some(false) => f.write_str(", which stays"),
+                    None => Ok(()),
+                }
+            }
+            Why::Kept { reason, was } => write!(f, "{reason}, so kept ({was})"),
+        }
+    }
+}
+
+impl Serialize for Why {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
 }
 
 /// Judges the versions of one package at time `now`.
 pub fn evaluate(policy: &Policy, items: Vec<Item>, now: Time) -> Vec<Decision> {
     // Each item's verdict, (remove, rule, why), taken by the first rule that selects it; the items move into their
     // decisions at the end rather than being copied (over 100,000 versions, copies cost a third of a dry run).
-    let mut verdicts: Vec<Option<(bool, Option<u32>, String)>> = vec![None; items.len()];
+    let mut verdicts: Vec<Option<(bool, Option<u32>, Why)>> = vec![None; items.len()];
     // Followers are decided by `follow`, after what they follow; for now they are kept.
     if items.iter().any(|i| !i.follows.is_empty()) {
         let present: std::collections::HashSet<&str> =
             items.iter().map(|i| i.version.as_str()).collect();
         for (i, item) in items.iter().enumerate() {
             if item.follows.iter().any(|f| present.contains(f.as_str())) {
-                verdicts[i] = Some((false, None, format!("follows {}", item.follows.join(", "))));
+                let why = Why::Follows {
+                    leaders: item.follows.clone(),
+                    goes: None,
+                };
+                verdicts[i] = Some((false, None, why));
             }
         }
     }
@@ -348,29 +463,18 @@ pub fn evaluate(policy: &Policy, items: Vec<Item>, now: Time) -> Vec<Decision> {
             .collect();
         selected.sort_unstable_by(|a, b| b.cmp(a));
         for (rank, &(_, _, i)) in selected.iter().enumerate() {
-            let beyond = rank as u64 >= s.count_number;
-            let place = if beyond { "beyond" } else { "among" };
-            let age = now.saturating_sub(time(i)) / 86_400;
+            let (among, count) = ((rank as u64) < s.count_number, s.count_number);
+            let days = now.saturating_sub(time(i)) / 86_400;
             let (remove, why) = match s.count_type {
-                CountType::ImageCountMoreThan => {
-                    (beyond, format!("{place} the newest {}", s.count_number))
-                }
-                CountType::PulledImageCountMoreThan => (
-                    beyond,
-                    format!("{place} the {} most recently pulled", s.count_number),
-                ),
-                CountType::SinceImagePushed => (
-                    age >= s.count_number,
-                    format!("pushed {age} days ago, limit {} days", s.count_number),
-                ),
+                CountType::ImageCountMoreThan => (!among, Why::Newest { among, count }),
+                CountType::PulledImageCountMoreThan => (!among, Why::MostPulled { among, count }),
+                CountType::SinceImagePushed => (days >= count, Why::Pushed { days, limit: count }),
                 CountType::SinceImagePulled => (
-                    age >= s.count_number,
-                    match items[i].pulled {
-                        Some(_) => format!("pulled {age} days ago, limit {} days", s.count_number),
-                        None => format!(
-                            "never pulled, pushed {age} days ago, limit {} days",
-                            s.count_number
-                        ),
+                    days >= count,
+                    Why::Pulled {
+                        days,
+                        limit: count,
+                        ever: items[i].pulled.is_some(),
                     },
                 ),
             };
@@ -381,8 +485,7 @@ pub fn evaluate(policy: &Policy, items: Vec<Item>, now: Time) -> Vec<Decision> {
         .into_iter()
         .zip(verdicts)
         .map(|(item, verdict)| {
-            let (remove, rule, why) =
-                verdict.unwrap_or_else(|| (false, None, "no rule selects it".into()));
+            let (remove, rule, why) = verdict.unwrap_or((false, None, Why::NoRule));
             Decision {
                 item,
                 remove,
@@ -423,7 +526,8 @@ pub fn settle(decisions: &mut [Decision], mut act: impl FnMut(&Decision) -> Resu
             {
                 let decision = &mut decisions[i];
                 decision.remove = false;
-                decision.why = format!("{reason}, so kept ({})", decision.why);
+                let was = Box::new(std::mem::replace(&mut decision.why, Why::NoRule));
+                decision.why = Why::Kept { reason, was };
             }
         }
         round = (0..decisions.len())
@@ -431,15 +535,14 @@ pub fn settle(decisions: &mut [Decision], mut act: impl FnMut(&Decision) -> Resu
             .collect();
         for &i in &round {
             let remove = leaders[i].iter().all(|&j| decisions[j].remove);
-            let names: Vec<&str> = leaders[i]
+            let leaders = leaders[i]
                 .iter()
-                .map(|&j| decisions[j].item.version.as_str())
+                .map(|&j| decisions[j].item.version.clone())
                 .collect();
-            decisions[i].why = format!(
-                "follows {}, which {}",
-                names.join(", "),
-                if remove { "goes" } else { "stays" }
-            );
+            decisions[i].why = Why::Follows {
+                leaders,
+                goes: Some(remove),
+            };
             decisions[i].remove = remove;
             settled[i] = true;
         }

@@ -20,6 +20,7 @@ pub fn items(ctx: &Context<'_>, repo: &str, package: &str) -> Result<Vec<Item>, 
     let meta = ctx.store.meta();
     let pulls = meta.pulls(repo, package)?;
     let mut items = Vec::new();
+    let shared: std::sync::Arc<str> = package.into();
     for (version, record) in paged(|after| meta.versions(repo, package, after, PAGE))? {
         let builds = match version.strip_suffix("-SNAPSHOT") {
             Some(_) => builds(ctx, repo, &artifact, &version)?,
@@ -28,7 +29,7 @@ pub fn items(ctx: &Context<'_>, repo: &str, package: &str) -> Result<Vec<Item>, 
         let Some(newest) = builds.keys().next_back().cloned() else {
             // A release, or a SNAPSHOT deployed without timestamps: the version is the item.
             items.push(Item {
-                package: package.into(),
+                package: shared.clone(),
                 tags: vec![version.clone()],
                 pulled: pulls.get(&version).copied(),
                 version,
@@ -41,7 +42,7 @@ pub fn items(ctx: &Context<'_>, repo: &str, package: &str) -> Result<Vec<Item>, 
         for ((number, timestamp), build) in builds {
             let unique = format!("{base}-{timestamp}-{number}");
             items.push(Item {
-                package: package.into(),
+                package: shared.clone(),
                 version: unique.clone(),
                 tags: if (number, &timestamp) == (newest.0, &newest.1) {
                     vec![version.clone()]
@@ -100,7 +101,7 @@ pub fn expire(
     if writes.len() == total {
         writes.push(Write::DeleteVersion {
             repo: repo.into(),
-            package: package.into(),
+            package: package.to_string(),
             version: whole,
         });
     }

@@ -195,7 +195,7 @@ pub fn expire(
     repo: &str,
     item: &crate::retention::Item,
 ) -> Result<Vec<Write>, Problem> {
-    let (image, name) = (item.package.as_str(), item.version.as_str());
+    let (image, name) = (&*item.package, item.version.as_str());
     let mut writes = crate::retention::version_removal(repo, item);
     // A manifest with a subject follows it (`retention_items`), so one that follows nothing has no referrer entry,
     // and most manifests need no second read of their record.

@@ -137,7 +137,7 @@ fn followers_share_the_fate_of_what_they_follow() {
             .find(|d| d.item.version == v)
             .unwrap()
             .why
-            .clone()
+            .to_string()
     };
     assert_eq!(why("in-both"), "follows kept, gone, which stays");
     assert!(
