@@ -234,10 +234,7 @@ pub fn version_items_following<M: serde::de::DeserializeOwned + Default>(
     let tags = align(&versions, tagged);
     let follows = follows(&versions, &tags);
     let pulls = meta.pulls(repo, package)?;
-    let pulls = align(
-        &versions,
-        pulls.into_iter().map(|(v, at)| (v, Some(at))).collect(),
-    );
+    let pulls = align(&versions, pulls.into_iter().map(|(v, at)| (v, Some(at))));
     let package: Arc<str> = package.into();
     Ok(versions
         .into_iter()
@@ -258,9 +255,13 @@ pub fn version_items_following<M: serde::de::DeserializeOwned + Default>(
 /// `by_name`'s values in the order of `versions` (the default where a version has none). Looked up from the map's
 /// side: it is usually far smaller than the listing (a few tags, the versions ever pulled), and a key-ordered scan
 /// lists versions sorted, so each entry is a binary search rather than every version a hash.
-fn align<L, T: Default + Clone>(versions: &[(String, L)], by_name: HashMap<String, T>) -> Vec<T> {
+fn align<L, T: Default + Clone>(
+    versions: &[(String, L)],
+    by_name: impl IntoIterator<Item = (String, T)>,
+) -> Vec<T> {
     let mut aligned = vec![T::default(); versions.len()];
-    if by_name.is_empty() {
+    let mut by_name = by_name.into_iter().peekable();
+    if by_name.peek().is_none() {
         return aligned;
     }
     let index: Option<HashMap<&str, usize>> = match versions.windows(2).all(|w| w[0].0 < w[1].0) {

@@ -179,17 +179,17 @@ fn main() {
     // Once on an idle server (how the work grows with N), once beside the readers (what they feel; the work itself
     // runs at the lowest CPU priority, so it takes longer there).
     // Idle: three runs first, untimed: right after a large push, the first runs fill the metadata cache and grow
-    // the heap (at 100,000, 35,000 page faults in the first run, none from the seventh on), a one-time cost that
+    // the heap (at 100,000, 35,000 page faults in the first run, almost none from the eighth on), a one-time cost that
     // is not the work per item. Then the median of seven: one run is tens of milliseconds at 10,000.
-    let dry_run = || {
+    let time_dry_run = || {
         bench
             .post("/api/v1/repositories/docker/retention/run?dry_run=true")
             .0
     };
     for _ in 0..3 {
-        dry_run();
+        time_dry_run();
     }
-    let mut idle_runs: Vec<Duration> = (0..7).map(|_| dry_run()).collect();
+    let mut idle_runs: Vec<Duration> = (0..7).map(|_| time_dry_run()).collect();
     idle_runs.sort();
     let dry_run_idle = idle_runs[3];
     // Beside the readers: runs back to back for at least 2 s and three runs, so that the p99 rests on thousands of
