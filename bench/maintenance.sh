@@ -40,7 +40,7 @@ for n in ${sizes[*]}; do
     >/dev/null 2>"$work/wharf.log" &
   pid=$!
   until curl -fs -o /dev/null http://127.0.0.1:18450/readyz; do sleep 0.05; done
-  lines+=("$(target/release/maintenance http://127.0.0.1:18450 "$token" "$n")")
+  lines+=("$(target/release/maintenance http://127.0.0.1:18450 "$token" "$n" "$pid")")
   kill $pid; wait $pid || true
   pid=
 done
