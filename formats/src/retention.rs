@@ -252,36 +252,20 @@ pub fn version_items_following<M: serde::de::DeserializeOwned + Default>(
         .collect())
 }
 
-/// `by_name`'s values in the order of `versions` (the default where a version has none). Looked up from the map's
-/// side: it is usually far smaller than the listing (a few tags, the versions ever pulled), and a key-ordered scan
-/// lists versions sorted, so each entry is a binary search rather than every version a hash.
+/// `by_name`'s values in the order of `versions` (the default where a version has none). `versions` is a
+/// key-ordered scan, so sorted by name: each entry of `by_name` is placed by binary search, from the map's side since
+/// it is usually far smaller than the listing (a few tags, the versions ever pulled).
 fn align<L, T: Default + Clone>(
     versions: &[(String, L)],
     by_name: impl IntoIterator<Item = (String, T)>,
 ) -> Vec<T> {
+    debug_assert!(
+        versions.windows(2).all(|w| w[0].0 < w[1].0),
+        "listing not sorted"
+    );
     let mut aligned = vec![T::default(); versions.len()];
-    let mut by_name = by_name.into_iter().peekable();
-    if by_name.peek().is_none() {
-        return aligned;
-    }
-    let index: Option<HashMap<&str, usize>> = match versions.windows(2).all(|w| w[0].0 < w[1].0) {
-        true => None,
-        false => Some(
-            versions
-                .iter()
-                .enumerate()
-                .map(|(i, (n, _))| (n.as_str(), i))
-                .collect(),
-        ),
-    };
     for (name, value) in by_name {
-        let at = match &index {
-            None => versions
-                .binary_search_by(|(n, _)| n.as_str().cmp(&name))
-                .ok(),
-            Some(index) => index.get(name.as_str()).copied(),
-        };
-        if let Some(i) = at {
+        if let Ok(i) = versions.binary_search_by(|(n, _)| n.as_str().cmp(&name)) {
             aligned[i] = value;
         }
     }

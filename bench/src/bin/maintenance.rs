@@ -16,6 +16,7 @@ use sha2::Digest as _;
 
 const PUSHERS: usize = 8;
 const READERS: usize = 4;
+const DRY_RUN: &str = "/api/v1/repositories/docker/retention/run?dry_run=true";
 
 struct Bench {
     url: String,
@@ -74,6 +75,12 @@ impl Bench {
             .unwrap();
         (took, body)
     }
+}
+
+/// How many blobs a GC run's answer says it removed.
+fn collected_blobs(body: &str) -> u64 {
+    let collected: serde_json::Value = serde_json::from_str(body).unwrap();
+    collected["blobs"].as_u64().unwrap()
 }
 
 /// Runs `work(i)` for i in 0..n on PUSHERS threads.
@@ -200,11 +207,7 @@ fn main() {
     // Idle: three runs first, untimed: right after a large push, the first runs fill the metadata cache and grow
     // the heap (at 100,000, 35,000 page faults in the first run, almost none from the eighth on), a one-time cost that
     // is not the work per item. Then the median of seven: one run is tens of milliseconds at 10,000.
-    let time_dry_run = || {
-        bench
-            .post("/api/v1/repositories/docker/retention/run?dry_run=true")
-            .0
-    };
+    let time_dry_run = || bench.post(DRY_RUN).0;
     for _ in 0..3 {
         time_dry_run();
     }
@@ -219,7 +222,7 @@ fn main() {
         let started = Instant::now();
         let mut runs = Vec::new();
         while runs.len() < 3 || started.elapsed() < Duration::from_secs(2) {
-            runs.push(bench.post("/api/v1/repositories/docker/retention/run?dry_run=true"));
+            runs.push(bench.post(DRY_RUN));
         }
         runs.sort_by_key(|(took, _)| *took);
         runs.swap_remove(runs.len() / 2)
@@ -244,8 +247,7 @@ fn main() {
             let cpu_before = server_cpu();
             let (took, collected) = bench.post("/api/v1/gc");
             gc_cpu.push(server_cpu() - cpu_before);
-            let collected: serde_json::Value = serde_json::from_str(&collected).unwrap();
-            assert!(collected["blobs"].as_u64().unwrap() >= n as u64);
+            assert!(collected_blobs(&collected) >= n as u64);
             took
         })
         .collect();
@@ -254,8 +256,8 @@ fn main() {
     let gc_idle = gc_runs[1];
     unreferenced(3);
     let ((gc, collected), during_gc) = p99_while(&bench, || bench.post("/api/v1/gc"));
-    let collected: serde_json::Value = serde_json::from_str(&collected).unwrap();
-    assert!(collected["blobs"].as_u64().unwrap() >= n as u64);
+    let collected = collected_blobs(&collected);
+    assert!(collected >= n as u64);
 
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     println!(
@@ -265,7 +267,7 @@ fn main() {
         ms(dry_run_idle),
         ms(dry_run_cpu),
         ms(dry_run),
-        collected["blobs"],
+        collected,
         ms(gc_idle),
         ms(gc_cpu[1]),
         ms(gc),
