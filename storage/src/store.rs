@@ -216,9 +216,10 @@ impl Store {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Which of the `placing` locks guards `digest`.
+    /// Which of the `placing` locks guards `digest`: each guards one range of digests in key order, so GC, which
+    /// walks its queue in that order, meets each stripe's digests one after another.
     fn stripe(&self, digest: &Digest) -> usize {
-        digest.as_bytes()[0] as usize % self.0.placing.len()
+        digest.as_bytes()[0] as usize * self.0.placing.len() / 256
     }
 
     /// Ingests a small in-memory value (a manifest, a generated document).
@@ -546,26 +547,37 @@ impl Store {
     pub fn collect_garbage(&self, grace: Duration) -> Result<(usize, u64)> {
         const BATCH: usize = 16;
         let before = now().saturating_sub(grace.as_secs());
-        let mut queued: Vec<Digest> = Vec::new();
-        for entry in self.0.meta.gc_queue() {
-            let (digest, queued_at) = entry?;
-            if queued_at < before {
-                queued.push(digest);
-            }
-        }
-        queued.sort_by_key(|d| self.stripe(d));
         let mut reclaimed = (0, 0);
-        for batch in queued.chunk_by(|a, b| self.stripe(a) == self.stripe(b)) {
-            for batch in batch.chunks(BATCH) {
+        let mut collect = |batch: &mut Vec<Digest>| -> Result<()> {
+            if let Some(first) = batch.first() {
                 // One stripe's lock covers the whole batch: placing any of these digests waits for it.
-                let _guard = self.lock(&batch[0]);
+                let _guard = self.lock(first);
                 for (digest, size) in self.0.meta.collect_blobs(batch, before)? {
                     self.0.blobs.remove(&digest)?;
                     reclaimed.0 += 1;
                     reclaimed.1 += size;
                 }
             }
+            batch.clear();
+            Ok(())
+        };
+        // The queue is walked in key order as it is emptied, not read whole first: memory stays one batch however
+        // many blobs wait, and a stripe's digests come together (see `stripe`).
+        let mut batch = Vec::with_capacity(BATCH);
+        for entry in self.0.meta.gc_queue() {
+            let (digest, queued_at) = entry?;
+            if queued_at >= before {
+                continue;
+            }
+            let same_stripe = batch
+                .first()
+                .is_none_or(|first| self.stripe(first) == self.stripe(&digest));
+            if batch.len() == BATCH || !same_stripe {
+                collect(&mut batch)?;
+            }
+            batch.push(digest);
         }
+        collect(&mut batch)?;
         Ok(reclaimed)
     }
 
