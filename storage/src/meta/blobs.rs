@@ -1,5 +1,6 @@
 //! Blob records (size, checksums, reference count), the counters of all blobs and their bytes, and the GC queue:
-//! a blob enters the queue when it is first recorded and leaves it when a version names it or GC removes it.
+//! a blob is queued while nothing refers to it, from its first record or from the write that drops its last
+//! reference (`apply`), until a write names it again or GC removes it.
 
 use sled::Transactional;
 
