@@ -172,7 +172,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
     if let Some(listen) = args.listen {
         config.server.listen = listen;
     }
-    init_logging(args.log_format);
+    let _log = init_logging(args.log_format);
     let addr = config.server.listen;
     let opened = crate::App::open(config).await?;
     let listener = std::net::TcpListener::bind(addr).map_err(|source| Error::Bind {

@@ -2,7 +2,8 @@
 //!
 //! Every request gets an id (the client's `X-Request-Id` when it is short and plain, else a fresh one), carried on
 //! every log line of the request through a tracing span and returned in `X-Request-Id`. The same middleware counts
-//! requests by repository, format and status and times them; `/metrics` renders the Prometheus text.
+//! requests by repository, format and status and times them; `/metrics` renders the Prometheus text. Log lines are
+//! written by a thread of their own, so a stalled reader of stderr never stalls a request.
 
 use std::sync::OnceLock;
 use std::time::Instant;
@@ -30,15 +31,30 @@ pub enum LogFormat {
     Json,
 }
 
-/// Logs go to stderr, so stdout stays for what a command prints (a token, the first admin password).
-pub fn init_logging(format: LogFormat) {
+/// Log lines waiting for the writer thread; past this many, new lines are dropped and counted. About 2 MB at most.
+const LOG_QUEUE: usize = 8192;
+
+/// How many log lines were dropped because stderr did not keep up; `/metrics` reports it.
+static DROPPED: OnceLock<tracing_appender::non_blocking::ErrorCounter> = OnceLock::new();
+
+/// Logs go to stderr, so stdout stays for what a command prints (a token, the first admin password). A thread of
+/// their own writes them: when whatever reads stderr stalls (a full pipe, a paused pager, a stuck log shipper), lines
+/// are dropped and counted, and requests go on being served rather than waiting on the write. Keep the guard until
+/// exit: dropping it writes out what is queued.
+pub fn init_logging(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuard {
     use std::io::IsTerminal;
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .buffered_lines_limit(LOG_QUEUE)
+        .lossy(true)
+        .thread_name("log")
+        .finish(std::io::stderr());
+    let _ = DROPPED.set(writer.error_counter());
     // sled logs its own view of a damaged store before returning the error we report in one line.
     let filter = tracing_subscriber::EnvFilter::try_from_env("WHARF_LOG")
         .unwrap_or_else(|_| "info,sled=off".into());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
         .with_ansi(std::io::stderr().is_terminal());
     let _ = match format {
         LogFormat::Human => builder.try_init(),
@@ -48,6 +64,7 @@ pub fn init_logging(format: LogFormat) {
             .with_span_list(false)
             .try_init(),
     };
+    guard
 }
 
 /// The process-wide recorder; installed once even when tests start several servers in one process.
@@ -74,6 +91,9 @@ pub async fn render_metrics(app: web::Data<App>) -> HttpResponse {
     if let Ok((count, bytes)) = app.store.meta().blob_stats() {
         metrics::gauge!("wharf_blobs").set(count as f64);
         metrics::gauge!("wharf_blob_bytes").set(bytes as f64);
+    }
+    if let Some(dropped) = DROPPED.get() {
+        metrics::counter!("wharf_log_lines_dropped_total").absolute(dropped.dropped_lines() as u64);
     }
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")

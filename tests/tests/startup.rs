@@ -341,3 +341,55 @@ fn json_logs_carry_the_request_id() {
     let value: serde_json::Value = serde_json::from_str(line).expect("log lines are JSON");
     assert_eq!(value["span"]["id"], "trace-me-42", "{line}");
 }
+
+#[test]
+fn a_stalled_log_reader_never_stalls_requests() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = wharf()
+        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+        .arg(dir.path().join("data"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Read stderr up to the address, then never again: the pipe (64 KiB) fills after a few hundred request lines,
+    // as it does under a paused pager or a stuck log shipper.
+    let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    use std::io::BufRead;
+    let mut lines = stderr.lines().map_while(Result::ok);
+    let addr = lines
+        .find_map(|l| {
+            l.split("listening on http://")
+                .nth(1)
+                .map(|a| a.split_whitespace().next().unwrap().to_string())
+        })
+        .expect("listening line");
+    let http = wharf_tests::agent_with_timeout(Duration::from_secs(10));
+    // More requests than the server queues log lines for (8192), so some lines must be dropped.
+    for i in 0..10_000 {
+        let status = http
+            .get(&format!("http://{addr}/readyz"))
+            .call()
+            .map(|r| r.status().as_u16())
+            .unwrap_or_else(|e| panic!("request {i} while nobody reads the log: {e}"));
+        assert_eq!(status, 200, "request {i}");
+    }
+    let metrics = http
+        .get(&format!("http://{addr}/metrics"))
+        .call()
+        .unwrap()
+        .into_body()
+        .read_to_string()
+        .unwrap();
+    let dropped: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("wharf_log_lines_dropped_total "))
+        .unwrap_or_else(|| panic!("no dropped-lines counter in\n{metrics}"))
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(dropped > 0, "the lines nobody could take are counted");
+    let _ = child.kill();
+    let _ = child.wait();
+    drop(lines);
+}
