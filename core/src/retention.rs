@@ -240,6 +240,8 @@ fn plan(
         for decision in decisions.iter_mut().filter(|d| d.remove) {
             decision.yank = true;
         }
+    } else if !dry_run && !writes.is_empty() {
+        writes.extend(format.expired(&ctx, repo, &decisions)?);
     }
     Ok((decisions, writes))
 }

@@ -417,6 +417,17 @@ pub trait Format: Send + Sync {
             format!("retention does not remove {} versions yet", self.name()),
         ))
     }
+    /// The writes that follow all of a package's removals together, after each item's `expire`: what no one item's
+    /// removal can tell. A Maven SNAPSHOT version goes when every one of its builds goes in the same run. `decisions`
+    /// are the package's, settled: `remove` is set on exactly the items whose `expire` writes are applied with these.
+    fn expired(
+        &self,
+        _ctx: &Context<'_>,
+        _repo: &str,
+        _decisions: &[retention::Decision],
+    ) -> Result<Vec<Write>, Problem> {
+        Ok(Vec::new())
+    }
     /// The error body this format's clients understand.
     fn render(&self, problem: &Problem) -> Response;
     /// Whether calls into this format may run long (a plugin, bounded only by its time limit): the host then makes

@@ -367,6 +367,37 @@ fn retention_prunes_snapshot_builds_and_old_releases() {
             text(&built)
         );
     }
+
+    // A month on, a run that removes every build left of 1.1-SNAPSHOT takes the version with them: no metadata
+    // names a version with nothing left to resolve, and mvn resolves a range to the newest version that has files.
+    day(40);
+    let stale = r#"{"rules": [
+        {"rulePriority": 1, "description": "stale SNAPSHOTs, the build mvn resolves too",
+         "selection": {"tagStatus": "tagged", "tagPatternList": ["*-SNAPSHOT"], "countType": "sinceImagePushed", "countUnit": "days", "countNumber": 30},
+         "action": {"type": "expire"}},
+        {"rulePriority": 2, "description": "and superseded builds",
+         "selection": {"tagStatus": "untagged", "countType": "sinceImagePushed", "countUnit": "days", "countNumber": 30},
+         "action": {"type": "expire"}}
+    ]}"#;
+    let plan = wharf_tests::retain(home, &server, &token, "maven", stale);
+    let removed = wharf_tests::removed(&plan, "org.wharf.test:wharf-lib");
+    assert_eq!(removed.len(), 2, "{plan}");
+    assert!(removed.iter().all(|r| r.starts_with("1.1-")), "{plan}");
+    let (_, metadata) = get(&server, &format!("{LIB}/maven-metadata.xml"));
+    assert!(!metadata.contains("1.1-SNAPSHOT"), "{metadata}");
+    assert!(metadata.contains("<latest>1.0</latest>"), "{metadata}");
+    assert_eq!(
+        get(&server, &format!("{LIB}/1.1-SNAPSHOT/maven-metadata.xml")).0,
+        404
+    );
+    let consumer = Mvn::new(&home.join("consumer-range"), &password);
+    let app = project(
+        home,
+        "app",
+        "app-range",
+        &[("@LIB_VERSION@", "[1.0,)"), ("@URL@", &url)],
+    );
+    ok(&consumer.run(&app, &["package"]));
 }
 
 #[test]

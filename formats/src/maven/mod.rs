@@ -206,6 +206,15 @@ impl Format for Maven {
         retention::expire(ctx, repo, &item.package, &item.version)
     }
 
+    fn expired(
+        &self,
+        ctx: &Context<'_>,
+        repo: &str,
+        decisions: &[crate::retention::Decision],
+    ) -> Result<Vec<Write>, Problem> {
+        retention::expired(ctx, repo, decisions)
+    }
+
     fn render(&self, problem: &Problem) -> Response {
         Response::plain_error(problem)
     }

@@ -3,13 +3,13 @@
 //! newest build is tagged with the SNAPSHOT version, as a moving tag points at the newest image, and older builds
 //! are untagged. So ECR's "expire untagged" rules prune superseded SNAPSHOT builds and never the one mvn resolves.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use wharf_storage::{Asset, Write};
 
 use super::metadata::snapshot_file;
 use super::path::Artifact;
-use crate::retention::{Item, paged};
+use crate::retention::{Decision, Item, paged};
 use crate::{Context, Problem, RequestHead};
 
 /// Files of one version are read in pages of this many.
@@ -58,8 +58,8 @@ pub fn items(ctx: &Context<'_>, repo: &str, package: &str) -> Result<Vec<Item>, 
     Ok(items)
 }
 
-/// The writes that remove an item `items` listed: a whole version (a release), or one SNAPSHOT build's files (and
-/// the SNAPSHOT version with its last build).
+/// The writes that remove an item `items` listed: a whole version (a release), or one SNAPSHOT build's files. The
+/// SNAPSHOT version itself goes in `expired`, which sees every build a run removes.
 pub fn expire(
     ctx: &Context<'_>,
     repo: &str,
@@ -78,9 +78,7 @@ pub fn expire(
         }
     };
     let dir = format!("{}/{whole}/", artifact.dir());
-    let files = paged(|after| meta.assets(repo, &dir, after, PAGE))?;
-    let total = files.len();
-    let mut writes: Vec<Write> = files
+    let mut writes: Vec<Write> = paged(|after| meta.assets(repo, &dir, after, PAGE))?
         .into_iter()
         .filter(|(path, _)| {
             build.as_ref().is_none_or(|(timestamp, number)| {
@@ -93,17 +91,62 @@ pub fn expire(
             path,
         })
         .collect();
-    if writes.is_empty() && build.is_some() {
-        return Err(Problem::not_found(format!(
+    match build {
+        Some(_) if writes.is_empty() => Err(Problem::not_found(format!(
             "{package} has no files of build {version}"
-        )));
+        ))),
+        Some(_) => Ok(writes),
+        None => {
+            writes.push(Write::DeleteVersion {
+                repo: repo.into(),
+                package: package.to_string(),
+                version: whole,
+            });
+            Ok(writes)
+        }
     }
-    if writes.len() == total {
-        writes.push(Write::DeleteVersion {
-            repo: repo.into(),
-            package: package.to_string(),
-            version: whole,
+}
+
+/// After a run's removals in one package: a SNAPSHOT version goes when every file it has belongs to a build the
+/// run removes, so that no `maven-metadata.xml` lists a version with nothing left to resolve. Each build's `expire`
+/// sees only its own files and cannot tell.
+pub fn expired(
+    ctx: &Context<'_>,
+    repo: &str,
+    decisions: &[Decision],
+) -> Result<Vec<Write>, Problem> {
+    let mut removed: BTreeMap<String, HashSet<(String, u64)>> = BTreeMap::new();
+    for decision in decisions.iter().filter(|d| d.remove) {
+        if let Some((base, build)) = unique_version(&decision.item.version) {
+            removed
+                .entry(format!("{base}-SNAPSHOT"))
+                .or_default()
+                .insert(build);
+        }
+    }
+    let Some(package) = decisions.first().map(|d| &*d.item.package) else {
+        return Ok(Vec::new());
+    };
+    let artifact = artifact(package)?;
+    let meta = ctx.store.meta();
+    let mut writes = Vec::new();
+    for (version, builds) in removed {
+        if meta.version(repo, package, &version)?.is_none() {
+            continue;
+        }
+        let dir = format!("{}/{version}/", artifact.dir());
+        let files = paged(|after| meta.assets(repo, &dir, after, PAGE))?;
+        let all_go = files.iter().all(|(path, _)| {
+            snapshot_file(&artifact.artifact, &version, &path[dir.len()..])
+                .is_some_and(|f| builds.contains(&(f.timestamp, f.build)))
         });
+        if all_go {
+            writes.push(Write::DeleteVersion {
+                repo: repo.into(),
+                package: package.to_string(),
+                version,
+            });
+        }
     }
     Ok(writes)
 }
