@@ -198,6 +198,13 @@ pub enum Write {
         package: String,
         version: String,
     },
+    /// Forgets when an item that is not a version (a Maven SNAPSHOT build) was last pulled, as its removal goes;
+    /// a version's pull record goes with the version.
+    DeletePull {
+        repo: String,
+        package: String,
+        item: String,
+    },
     PutTag {
         repo: String,
         package: String,

@@ -58,8 +58,8 @@ pub fn items(ctx: &Context<'_>, repo: &str, package: &str) -> Result<Vec<Item>, 
     Ok(items)
 }
 
-/// The writes that remove an item `items` listed: a whole version (a release), or one SNAPSHOT build's files. The
-/// SNAPSHOT version itself goes in `expired`, which sees every build a run removes.
+/// The writes that remove an item `items` listed: a whole version (a release), or one SNAPSHOT build's files and its
+/// pull record. The SNAPSHOT version itself goes in `expired`, which sees every build a run removes.
 pub fn expire(
     ctx: &Context<'_>,
     repo: &str,
@@ -95,7 +95,14 @@ pub fn expire(
         Some(_) if writes.is_empty() => Err(Problem::not_found(format!(
             "{package} has no files of build {version}"
         ))),
-        Some(_) => Ok(writes),
+        Some(_) => {
+            writes.push(Write::DeletePull {
+                repo: repo.into(),
+                package: package.to_string(),
+                item: version.to_string(),
+            });
+            Ok(writes)
+        }
         None => {
             writes.push(Write::DeleteVersion {
                 repo: repo.into(),

@@ -75,6 +75,13 @@ pub(super) fn apply_one(t: &[TransactionalTree], write: &Write, now: Time) -> Re
             }
             t[PULLS].remove(key(&[repo, package, version]))?;
         }
+        Write::DeletePull {
+            repo,
+            package,
+            item,
+        } => {
+            t[PULLS].remove(key(&[repo, package, item]))?;
+        }
         Write::PutTag {
             repo,
             package,
