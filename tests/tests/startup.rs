@@ -9,6 +9,21 @@ use std::time::Duration;
 
 use wharf_tests::{Server, agent, basic, wharf};
 
+/// Reads a starting server's stderr up to the line that names its address: the address, and the rest of the lines.
+fn listening(child: &mut std::process::Child) -> (String, impl Iterator<Item = String> + use<>) {
+    use std::io::BufRead;
+    let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut lines = stderr.lines().map_while(Result::ok);
+    let addr = lines
+        .find_map(|l| {
+            l.split("listening on http://")
+                .nth(1)
+                .map(|a| a.split_whitespace().next().unwrap().to_string())
+        })
+        .expect("listening line");
+    (addr, lines)
+}
+
 #[test]
 fn starts_with_no_configuration_and_serves() {
     let cwd = tempfile::tempdir().unwrap();
@@ -21,16 +36,7 @@ fn starts_with_no_configuration_and_serves() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
-    use std::io::BufRead;
-    let mut lines = stderr.lines().map_while(Result::ok);
-    let addr = lines
-        .find_map(|l| {
-            l.split("listening on http://")
-                .nth(1)
-                .map(|a| a.split_whitespace().next().unwrap().to_string())
-        })
-        .expect("listening line");
+    let (addr, lines) = listening(&mut child);
     // Keep draining the log so the server never writes into a closed pipe.
     std::thread::spawn(move || lines.for_each(drop));
     let http = agent();
@@ -354,16 +360,7 @@ fn a_stalled_log_reader_never_stalls_requests() {
         .unwrap();
     // Read stderr up to the address, then never again: the pipe (64 KiB) fills after a few hundred request lines,
     // as it does under a paused pager or a stuck log shipper.
-    let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
-    use std::io::BufRead;
-    let mut lines = stderr.lines().map_while(Result::ok);
-    let addr = lines
-        .find_map(|l| {
-            l.split("listening on http://")
-                .nth(1)
-                .map(|a| a.split_whitespace().next().unwrap().to_string())
-        })
-        .expect("listening line");
+    let (addr, lines) = listening(&mut child);
     let http = wharf_tests::agent_with_timeout(Duration::from_secs(10));
     // More requests than the server queues log lines for (8192), so some lines must be dropped.
     for i in 0..10_000 {
