@@ -224,6 +224,19 @@ fn a_failing_plugin_fails_its_request_alone() {
     let (status, text) =
         status_and_text(agent().get(&url(&server, "faults", "fine")).call().unwrap());
     assert_eq!((status, text.as_str()), (200, "fine\n"));
+    // Every call starts from a fresh instance: what one call wrote, the next never sees, although the host keeps
+    // an instance's memory mapped between calls and resets it in place.
+    let fresh = |_| {
+        let url = url(&server, "faults", "fresh");
+        std::thread::spawn(move || {
+            (0..25)
+                .map(|_| status_and_text(agent().get(&url).call().unwrap()))
+                .collect::<Vec<_>>()
+        })
+    };
+    for answer in (0..4).map(fresh).flat_map(|t| t.join().unwrap()) {
+        assert_eq!(answer, (200, "0 bytes left\n".to_string()));
+    }
     for (path, want_status, want_message) in [
         ("loop", 503, "ran past its time limit"),
         ("alloc", 500, "ran out of its memory limit"),

@@ -1,8 +1,15 @@
 //! A format that misbehaves on purpose, by path: `loop` spins forever, `alloc` allocates without bound, `trap`
-//! panics (a trap, since plugins abort on panic); anything else answers 200. The host must turn each failure into a
+//! panics (a trap, since plugins abort on panic); `fresh` writes memory and says how much of it an earlier call had
+//! left written (none, as every call gets a fresh instance); anything else answers 200. The host must turn each failure into a
 //! clear error for that request alone. Also the smallest complete plugin: a starting point for writing one.
 
+use std::sync::atomic::{AtomicU8, Ordering};
+
 use wharf_plugin_sdk::*;
+
+/// Memory each `fresh` call writes all of; zero at the start of every call, unless the host reused an instance
+/// without resetting it.
+static SCRATCH: [AtomicU8; 64 * 1024] = [const { AtomicU8::new(0) }; 64 * 1024];
 
 struct Faults;
 
@@ -34,6 +41,13 @@ impl Format for Faults {
                 }
             }
             "trap" => panic!("a fault on purpose"),
+            "fresh" => {
+                let left = SCRATCH
+                    .iter()
+                    .filter(|b| b.swap(1, Ordering::Relaxed) != 0)
+                    .count();
+                Ok(Plan::Respond(text(200, &format!("{left} bytes left\n"))))
+            }
             _ => Ok(Plan::Respond(text(200, "fine\n"))),
         }
     }
