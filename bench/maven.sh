@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Maven repository benchmark: artifact-level maven-metadata.xml GET (generated on every read, 20 versions) and a
-# 100 KiB jar GET, each with 16 connections for 10 s of wrk. Wharf alone: Reposilite, the peer the issue names, is
-# published only to its own repository and as container images, and neither is reachable from these machines (only
-# Maven Central is; `mvn dependency:get` of com.reposilite:reposilite there fails).
-# Writes bench/results/maven.txt. Needs curl and wrk (apt). Run from anywhere: bench/maven.sh
+# 100 KiB jar GET, each with 16 connections for 10 s of wrk; then retention's dry run over one SNAPSHOT of 1,000 and
+# of 3,000 builds (bench/maven_snapshots.py), median of 3, which should grow in step with the builds.
+# Wharf alone: Reposilite, the peer the issue names, is published only to its own repository and as container
+# images, and neither is reachable from these machines (only Maven Central is; `mvn dependency:get` of
+# com.reposilite:reposilite there fails).
+# Writes bench/results/maven.txt. Needs curl, wrk (apt) and python3. Run from anywhere: bench/maven.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-for tool in curl wrk; do
+for tool in curl wrk python3; do
   command -v "$tool" >/dev/null || { echo "$tool is missing" >&2; exit 1; }
 done
 cargo build --release -q -p wharf
@@ -31,9 +33,12 @@ curl -fs "$base/maven-metadata.xml" | grep -q '<version>1.19</version>'
 
 metadata=$(wrk -t2 -c16 -d10s "$base/maven-metadata.xml" | awk '/Requests\/sec/ {print $2}')
 jar=$(wrk -t2 -c16 -d10s "$base/1.7/lib-1.7.jar" | awk '/Requests\/sec|Transfer\/sec/ {print $2}' | paste -sd' ')
+dry_1000=$(python3 bench/maven_snapshots.py 127.0.0.1:18430 "$password" 1 1000)
+dry_3000=$(python3 bench/maven_snapshots.py 127.0.0.1:18430 "$password" 1001 3000)
 {
   echo "Maven repository, Wharf, loopback, $(nproc) cores (Reposilite cannot be fetched here; see bench/maven.sh)"
   printf 'artifact-level maven-metadata.xml GET (20 versions, generated), 16 connections, 10 s:  %.0f req/s\n' "$metadata"
   read -r rps transfer <<<"$jar"
   printf '100 KiB jar GET, 16 connections, 10 s:  %.0f req/s (%s/s)\n' "$rps" "$transfer"
+  echo "retention dry run over one SNAPSHOT (all but 2 builds expire), median of 3:  1,000 builds ${dry_1000} ms   3,000 builds ${dry_3000} ms"
 } | tee bench/results/maven.txt

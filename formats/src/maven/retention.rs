@@ -78,7 +78,13 @@ pub fn expire(
         }
     };
     let dir = format!("{}/{whole}/", artifact.dir());
-    let mut writes: Vec<Write> = paged(|after| meta.assets(repo, &dir, after, PAGE))?
+    // A build's files all start with `<artifact>-<its unique version>`: read those, not every build's, so that
+    // expiring the builds of a SNAPSHOT costs their files once rather than once per build.
+    let scan = match build {
+        Some(_) => format!("{dir}{}-{version}", artifact.artifact),
+        None => dir.clone(),
+    };
+    let mut writes: Vec<Write> = paged(|after| meta.assets(repo, &scan, after, PAGE))?
         .into_iter()
         .filter(|(path, _)| {
             build.as_ref().is_none_or(|(timestamp, number)| {
