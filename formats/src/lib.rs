@@ -418,8 +418,10 @@ pub trait Format: Send + Sync {
         ))
     }
     /// The writes that follow all of a package's removals together, after each item's `expire`: what no one item's
-    /// removal can tell. A Maven SNAPSHOT version goes when every one of its builds goes in the same run. `decisions`
+    /// removal can tell (a Maven SNAPSHOT version goes when every one of its builds goes in the same run), or what
+    /// is cheaper read once for all of them (PyPI's files, in one pass over the project's file records). `decisions`
     /// are the package's, settled: `remove` is set on exactly the items whose `expire` writes are applied with these.
+    /// Not called for a dry run, whose plan lists items, not their files.
     fn expired(
         &self,
         _ctx: &Context<'_>,

@@ -29,7 +29,7 @@ use wharf_storage::{Store, Time, glob};
 use crate::Problem;
 
 /// Versions and tags are read in pages of this many.
-const PAGE: usize = 1000;
+pub const PAGE: usize = 1000;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

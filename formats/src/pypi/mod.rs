@@ -81,27 +81,53 @@ fn parse_version(raw: &str) -> Result<pep440_rs::Version, Problem> {
     })
 }
 
-/// A project has at most this many files for retention to look through.
-const MAX_FILES: usize = 10_000;
+/// The writes that remove a release: its yank mark and the release itself. Its files go in `expired`, which reads
+/// the project's file records once for all the releases a run removes, rather than once per release.
+fn expire(repo: &str, project: &str, version: &str) -> Vec<Write> {
+    vec![
+        Write::DeleteKv {
+            repo: repo.into(),
+            key: yank_key(project, version),
+        },
+        Write::DeleteVersion {
+            repo: repo.into(),
+            package: project.into(),
+            version: version.into(),
+        },
+    ]
+}
 
-/// The writes that remove a release: each of its files with its core metadata and page record, its yank mark, and
-/// the release itself.
-fn expire(
+/// The files of the releases a run removes from one project: each file with its core metadata and page record.
+fn expired(
     ctx: &Context<'_>,
     repo: &str,
-    project: &str,
-    version: &str,
+    decisions: &[crate::retention::Decision],
 ) -> Result<Vec<Write>, Problem> {
+    let removed: std::collections::HashSet<&str> = decisions
+        .iter()
+        .filter(|d| d.remove)
+        .map(|d| d.item.version.as_str())
+        .collect();
+    let Some(project) = decisions.first().map(|d| &*d.item.package) else {
+        return Ok(Vec::new());
+    };
     let prefix = file_key(project, "");
     let mut writes = Vec::new();
-    for (key, record) in ctx.store.meta().kvs(repo, &prefix, None, MAX_FILES)? {
+    let files = crate::retention::paged(|after| {
+        ctx.store
+            .meta()
+            .kvs(repo, &prefix, after, crate::retention::PAGE)
+    })?;
+    for (key, record) in files {
         let record: serde_json::Value =
             serde_json::from_slice(&record).map_err(Problem::internal)?;
-        if record["version"] != version {
+        if !record["version"]
+            .as_str()
+            .is_some_and(|v| removed.contains(v))
+        {
             continue;
         }
-        let filename = key.trim_start_matches(&prefix);
-        let path = format!("{project}/{filename}");
+        let path = format!("{project}/{}", &key[prefix.len()..]);
         writes.push(Write::DeleteAsset {
             repo: repo.into(),
             path: format!("{path}.metadata"),
@@ -115,15 +141,6 @@ fn expire(
             key,
         });
     }
-    writes.push(Write::DeleteKv {
-        repo: repo.into(),
-        key: yank_key(project, version),
-    });
-    writes.push(Write::DeleteVersion {
-        repo: repo.into(),
-        package: project.into(),
-        version: version.into(),
-    });
     Ok(writes)
 }
 
@@ -134,11 +151,20 @@ impl Format for Pypi {
 
     fn expire(
         &self,
-        ctx: &Context<'_>,
+        _ctx: &Context<'_>,
         repo: &str,
         item: &crate::retention::Item,
     ) -> Result<Vec<Write>, Problem> {
-        expire(ctx, repo, &item.package, &item.version)
+        Ok(expire(repo, &item.package, &item.version))
+    }
+
+    fn expired(
+        &self,
+        ctx: &Context<'_>,
+        repo: &str,
+        decisions: &[crate::retention::Decision],
+    ) -> Result<Vec<Write>, Problem> {
+        expired(ctx, repo, decisions)
     }
 
     fn classify(&self, head: &RequestHead) -> Result<Access, Problem> {
