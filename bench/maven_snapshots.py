@@ -3,25 +3,14 @@ times retention's dry run of a policy that expires all builds but the newest two
 
 Usage: maven_snapshots.py HOST:PORT PASSWORD FIRST LAST   (deploys builds FIRST..LAST, then prints the median)
 """
-import base64
-import http.client
 import json
 import sys
 import time
 
+from wharf_api import Wharf
+
 address, password, first, last = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-auth = {"authorization": "Basic " + base64.b64encode(f"admin:{password}".encode()).decode()}
-host, port = address.split(":")
-connection = http.client.HTTPConnection(host, int(port))
-
-
-def call(method, path, body=None, headers=None):
-    connection.request(method, path, body=body, headers={**auth, **(headers or {})})
-    response = connection.getresponse()
-    text = response.read()
-    if response.status not in (200, 201):
-        sys.exit(f"{method} {path}: {response.status} {text[:200]}")
-    return text
+call = Wharf(address, password).call
 
 
 directory = "/repository/maven/org/wharf/bench/snap/1.0-SNAPSHOT"

@@ -4,28 +4,17 @@ in ms, printed as "DRY REAL".
 
 Usage: pypi_releases.py HOST:PORT PASSWORD REPOSITORY COUNT
 """
-import base64
 import gzip
-import http.client
 import io
 import json
 import sys
 import tarfile
 import time
 
+from wharf_api import Wharf
+
 address, password, repo, count = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
-auth = {"authorization": "Basic " + base64.b64encode(f"admin:{password}".encode()).decode()}
-host, port = address.split(":")
-connection = http.client.HTTPConnection(host, int(port))
-
-
-def call(method, path, body=None, headers=None):
-    connection.request(method, path, body=body, headers={**auth, **(headers or {})})
-    response = connection.getresponse()
-    text = response.read()
-    if response.status not in (200, 201):
-        sys.exit(f"{method} {path}: {response.status} {text[:200]}")
-    return text
+call = Wharf(address, password).call
 
 
 def sdist(version):
