@@ -29,7 +29,7 @@ use wharf_storage::{Store, Time, glob};
 use crate::Problem;
 
 /// Versions and tags are read in pages of this many.
-pub const PAGE: usize = 1000;
+const PAGE: usize = 1000;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -227,10 +227,11 @@ pub fn version_items_following<M: serde::de::DeserializeOwned + Default>(
 ) -> Result<Vec<Item>, Problem> {
     let meta = store.meta();
     let mut tagged: HashMap<String, Vec<String>> = HashMap::new();
-    for (tag, t) in paged(|after| meta.tags(repo, package, after, PAGE))? {
+    for (tag, t) in paged(|after, limit| meta.tags(repo, package, after, limit))? {
         tagged.entry(t.version).or_default().push(tag);
     }
-    let versions = paged(|after| meta.version_records::<Listed<M>>(repo, package, after, PAGE))?;
+    let versions =
+        paged(|after, limit| meta.version_records::<Listed<M>>(repo, package, after, limit))?;
     let tags = align(&versions, tagged);
     let follows = follows(&versions, &tags);
     let pulls = meta.pulls(repo, package)?;
@@ -293,14 +294,15 @@ pub fn version_removal(repo: &str, item: &Item) -> Vec<wharf_storage::Write> {
     writes
 }
 
-/// Every page of a listing that takes "start after".
+/// Every page of a listing that takes "start after": `page(after, limit)` reads one, and a page shorter than `limit`
+/// is the last. The size is chosen here, so no caller can pass one that ends the listing early.
 pub fn paged<T>(
-    mut page: impl FnMut(Option<&str>) -> wharf_storage::Result<Vec<(String, T)>>,
+    mut page: impl FnMut(Option<&str>, usize) -> wharf_storage::Result<Vec<(String, T)>>,
 ) -> Result<Vec<(String, T)>, Problem> {
     let mut all: Vec<(String, T)> = Vec::new();
     loop {
         let after = all.last().map(|(name, _)| name.clone());
-        let next = page(after.as_deref())?;
+        let next = page(after.as_deref(), PAGE)?;
         let full = next.len() == PAGE;
         all.extend(next);
         if !full {

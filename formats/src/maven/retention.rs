@@ -12,16 +12,13 @@ use super::path::Artifact;
 use crate::retention::{Decision, Item, paged};
 use crate::{Context, Problem, RequestHead};
 
-/// Files of one version are read in pages of this many.
-const PAGE: usize = 1000;
-
 pub fn items(ctx: &Context<'_>, repo: &str, package: &str) -> Result<Vec<Item>, Problem> {
     let artifact = artifact(package)?;
     let meta = ctx.store.meta();
     let pulls = meta.pulls(repo, package)?;
     let mut items = Vec::new();
     let shared: std::sync::Arc<str> = package.into();
-    for (version, record) in paged(|after| meta.versions(repo, package, after, PAGE))? {
+    for (version, record) in paged(|after, limit| meta.versions(repo, package, after, limit))? {
         let builds = match version.strip_suffix("-SNAPSHOT") {
             Some(_) => builds(ctx, repo, &artifact, &version)?,
             None => BTreeMap::new(),
@@ -84,7 +81,7 @@ pub fn expire(
         Some(_) => format!("{dir}{}-{version}", artifact.artifact),
         None => dir.clone(),
     };
-    let mut writes: Vec<Write> = paged(|after| meta.assets(repo, &scan, after, PAGE))?
+    let mut writes: Vec<Write> = paged(|after, limit| meta.assets(repo, &scan, after, limit))?
         .into_iter()
         .filter(|(path, _)| {
             build.as_ref().is_none_or(|(timestamp, number)| {
@@ -148,7 +145,7 @@ pub fn expired(
             continue;
         }
         let dir = format!("{}/{version}/", artifact.dir());
-        let files = paged(|after| meta.assets(repo, &dir, after, PAGE))?;
+        let files = paged(|after, limit| meta.assets(repo, &dir, after, limit))?;
         let all_go = files.iter().all(|(path, _)| {
             snapshot_file(&artifact.artifact, &version, &path[dir.len()..])
                 .is_some_and(|f| builds.contains(&(f.timestamp, f.build)))
@@ -196,7 +193,7 @@ fn builds(
 ) -> Result<BTreeMap<(u64, String), Build>, Problem> {
     let dir = format!("{}/{version}/", artifact.dir());
     let mut builds: BTreeMap<(u64, String), Build> = BTreeMap::new();
-    for (path, asset) in paged(|after| ctx.store.meta().assets(repo, &dir, after, PAGE))? {
+    for (path, asset) in paged(|after, limit| ctx.store.meta().assets(repo, &dir, after, limit))? {
         if let Some(file) = snapshot_file(&artifact.artifact, version, &path[dir.len()..]) {
             let build = builds
                 .entry((file.build, file.timestamp))

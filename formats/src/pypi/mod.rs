@@ -113,11 +113,8 @@ fn expired(
     };
     let prefix = file_key(project, "");
     let mut writes = Vec::new();
-    let files = crate::retention::paged(|after| {
-        ctx.store
-            .meta()
-            .kvs(repo, &prefix, after, crate::retention::PAGE)
-    })?;
+    let files =
+        crate::retention::paged(|after, limit| ctx.store.meta().kvs(repo, &prefix, after, limit))?;
     for (key, record) in files {
         let record: serde_json::Value =
             serde_json::from_slice(&record).map_err(Problem::internal)?;
